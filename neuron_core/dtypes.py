@@ -1,0 +1,66 @@
+"""Data types: canonical names, short printed forms, and round-to-nearest-even down-casts.
+
+Tensors are kept in numpy arrays. Reduced-precision values (bfloat16, float16) are stored in float32
+containers holding exactly representable values, so that arithmetic runs at float32 speed while every
+down-cast rounds like the hardware does (round-to-nearest-even, via ml_dtypes).
+"""
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from .errors import NeuronError
+
+BF16 = "bfloat16"
+FP16 = "float16"
+FP32 = "float32"
+
+#: canonical name -> short name used in the IR text form
+SHORT = {
+    "float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f64",
+    "int64": "i64", "int32": "i32", "int16": "i16", "int8": "i8", "uint8": "u8",
+    "bool": "bool", "uint16": "u16", "uint32": "u32", "uint64": "u64",
+}
+LONG = {v: k for k, v in SHORT.items()}
+
+FLOAT_TYPES = frozenset({"float32", "float16", "bfloat16", "float64"})
+INT_TYPES = frozenset({"int64", "int32", "int16", "int8", "uint8", "uint16", "uint32", "uint64"})
+
+_NUMPY = {name: np.dtype(name) for name in SHORT if name != "bfloat16"}
+_NUMPY["bfloat16"] = np.dtype(ml_dtypes.bfloat16)
+
+
+def canonical(dtype) -> str:
+    """Canonical name of a numpy dtype, dtype name or short name ('f32' -> 'float32')."""
+    if isinstance(dtype, str):
+        name = LONG.get(dtype, dtype)
+    else:
+        name = np.dtype(dtype).name
+    if name not in SHORT:
+        raise NeuronError(f"unsupported data type {dtype!r}; supported: {', '.join(sorted(SHORT))}")
+    return name
+
+
+def to_numpy(dtype: str) -> np.dtype:
+    """The numpy dtype for a canonical name (bfloat16 is ml_dtypes.bfloat16)."""
+    return _NUMPY[canonical(dtype)]
+
+
+def itemsize(dtype: str) -> int:
+    return _NUMPY[canonical(dtype)].itemsize
+
+
+def is_float(dtype: str) -> bool:
+    return dtype in FLOAT_TYPES
+
+
+def round_to(x: np.ndarray, dtype: str) -> np.ndarray:
+    """Round float32 values to the nearest `dtype` value (RNE) and return them as float32.
+
+    float32 (or any non-reduced dtype) returns `x` unchanged.
+    """
+    if dtype == BF16:
+        return x.astype(ml_dtypes.bfloat16).astype(np.float32)
+    if dtype == FP16:
+        return x.astype(np.float16).astype(np.float32)
+    return x

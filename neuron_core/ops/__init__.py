@@ -1,0 +1,9 @@
+"""Every op, registered once: shape/dtype inference, support verdict, fp32 reference, lowering, cost.
+
+Op modules in this package are found by name and imported on first use of the registry.
+"""
+from .registry import (ENGINES, Cost, Op, Verdict, get_op, has_op, infer_node, op_names,
+                       register_op)
+
+__all__ = ["ENGINES", "Cost", "Op", "Verdict", "get_op", "has_op", "infer_node", "op_names",
+           "register_op"]

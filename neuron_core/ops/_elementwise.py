@@ -1,0 +1,65 @@
+"""Shared bases of the elementwise families: Unary (one input, same shape), Binary and Variadic
+(numpy/ONNX multidirectional broadcasting)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeInferenceError
+from ..ir import TensorType
+from .registry import Op
+
+
+def broadcast_shapes(*shapes) -> tuple:
+    """ONNX multidirectional broadcasting; symbolic dims broadcast with 1 or with themselves."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for dims in zip(*[(1,) * (rank - len(s)) + tuple(s) for s in shapes]):
+        known = {d for d in dims if d != 1}
+        if len(known) > 1:
+            raise ShapeInferenceError(f"shapes {', '.join(str(list(s)) for s in shapes)} do not "
+                                      "broadcast")
+        out.append(known.pop() if known else 1)
+    return tuple(out)
+
+
+class Unary(Op):
+    """One float input, one output of the same type."""
+
+    engine = "act"
+
+    def infer(self, node, types):
+        return [types[0]]
+
+
+class Binary(Op):
+    """Two inputs broadcast together; the output has the inputs' dtype."""
+
+    engine = "vector"
+
+    def infer(self, node, types):
+        a, b = types[0], types[1]
+        return [TensorType(broadcast_shapes(a.shape, b.shape), a.dtype)]
+
+
+class Compare(Binary):
+    """Two inputs broadcast together; the output is a boolean mask."""
+
+    input_dtypes = (("float32", "float16", "bfloat16", "int64", "int32"),)
+
+    def infer(self, node, types):
+        a, b = types[0], types[1]
+        return [TensorType(broadcast_shapes(a.shape, b.shape), "bool")]
+
+
+class Variadic(Op):
+    """Any number of inputs broadcast together (Sum, Mean, Max, Min)."""
+
+    engine = "vector"
+
+    def infer(self, node, types):
+        return [TensorType(broadcast_shapes(*(t.shape for t in types)), types[0].dtype)]
+
+
+def f32(x):
+    """Compute in float32 whatever the container; integers stay integers."""
+    return x if x.dtype != np.float64 else x.astype(np.float32)

@@ -1,0 +1,241 @@
+"""The op registry: everything known about an op is registered once, here, by op type.
+
+An op class gives, for nodes of its type:
+  * `defaults`: attribute defaults (ONNX, latest opset); `attrs(node)` merges them in;
+  * `infer(node, types)`: output TensorTypes from the input types (None for an absent optional input);
+  * `check(node)`: the support verdict for the NeuronCore, with a reason;
+  * `reference(*inputs, **attrs)`: float32 reference semantics on numpy arrays;
+  * `engine`: where the lowering puts it (see ENGINES); `lower(ctx, node)` emits its instructions;
+  * `cost(node)`: FLOPs and bytes moved, plus the matmul shape for TensorEngine ops.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import pkgutil
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import ShapeInferenceError, UnsupportedOpError
+from ..ir import Node, TensorType
+
+#: engines of a NeuronCore-v1 and how the casting policy treats ops placed on them
+ENGINES = {
+    "pe": "TensorEngine: matmul/conv; inputs in the matmul dtype, fp32 accumulation in PSUM",
+    "act": "ScalarEngine: transcendental and elementwise activations, fp32 inside",
+    "vector": "VectorEngine: elementwise arithmetic, reductions, pooling, normalization, fp32 inside",
+    "relayout": "transpose through the PE array: lossy under --fast-math fast-relayout",
+    "dma": "data movement only (reshape, slice, concat, gather, pad): exact",
+}
+
+FLOATS = ("float32", "float16", "bfloat16")
+INDEX = ("int64", "int32")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether a node can run on the NeuronCore; `reason` says why not, `kind` classifies it."""
+
+    supported: bool
+    reason: str = ""
+    kind: str = ""
+
+    @classmethod
+    def ok(cls) -> "Verdict":
+        return cls(True)
+
+    @classmethod
+    def no(cls, kind: str, reason: str) -> "Verdict":
+        return cls(False, reason, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """Work of one node: floating point operations, bytes read+written, and for TensorEngine ops
+    the matmul problem (count, m, k, n) that the PE array tiles."""
+
+    flops: int
+    bytes: int
+    matmul: tuple | None = None
+
+
+class Op:
+    """Base of every registered op. Subclasses set `name` via @register_op."""
+
+    name: ClassVar[str] = ""
+    engine: ClassVar[str] = "vector"
+    defaults: ClassVar[dict] = {}
+    #: dtypes accepted on each input position (last entry repeats); None = any
+    input_dtypes: ClassVar[tuple | None] = (FLOATS,)
+    #: input positions that must be compile-time constants (shape parameters)
+    static_inputs: ClassVar[tuple] = ()
+    #: FLOPs per output element, for the default cost
+    flops_per_element: ClassVar[int] = 1
+    #: an arithmetic op (counted in "percent of arithmetic operations"); data movement is not
+    arithmetic: ClassVar[bool] = True
+
+    def attrs(self, node: Node) -> dict:
+        if not self.defaults:
+            return dict(node.attrs)
+        merged = dict(self.defaults)
+        merged.update(node.attrs)
+        return merged
+
+    # -- shape and dtype inference ----------------------------------------------------------------
+    def infer(self, node: Node, types: list) -> list[TensorType]:
+        raise NotImplementedError(f"{self.name} does not define infer()")
+
+    # -- support ------------------------------------------------------------------------------------
+    def check(self, node: Node) -> Verdict:
+        """Default checks: known static shapes, accepted dtypes, constant shape parameters."""
+        for i, v in enumerate(node.inputs):
+            if v is None:
+                continue
+            if i in self.static_inputs and not v.is_const:
+                return Verdict.no("dynamic-shape", f"input {i} (%{v.name}) of {self.name} must be a "
+                                  "compile-time constant but is computed at run time")
+            if v.type is None or not v.type.is_static:
+                return Verdict.no("dynamic-shape", f"input %{v.name} has a dynamic shape {v.type}; "
+                                  "fix it with --io-config or example inputs")
+            if self.input_dtypes is not None and i not in self.static_inputs:
+                allowed = self.input_dtypes[min(i, len(self.input_dtypes) - 1)]
+                if allowed is not None and v.type.dtype not in allowed:
+                    return Verdict.no("dtype", f"input %{v.name} of {self.name} has dtype "
+                                      f"{v.type.dtype}; the NeuronCore supports {', '.join(allowed)}")
+        for out in node.outputs:
+            if out.type is None or not out.type.is_static:
+                return Verdict.no("dynamic-shape", f"output %{out.name} has a dynamic shape")
+        reason = self.check_attrs(node, self.attrs(node))
+        if reason:
+            return Verdict.no("attribute", reason)
+        return Verdict.ok()
+
+    def check_attrs(self, node: Node, attrs: dict) -> str | None:
+        """Op-specific restriction; return a reason string when the node is not supported."""
+        return None
+
+    # -- semantics -----------------------------------------------------------------------------------
+    def reference(self, *inputs, **attrs):
+        raise NotImplementedError(f"{self.name} does not define reference()")
+
+    def run(self, node_attrs: dict, inputs: list):
+        """Evaluate with attribute defaults filled in; always returns a list of arrays."""
+        attrs = dict(self.defaults)
+        attrs.update(node_attrs)
+        out = self.reference(*inputs, **attrs)
+        return list(out) if isinstance(out, (tuple, list)) else [out]
+
+    # -- lowering and cost ------------------------------------------------------------------------
+    def lower(self, ctx, node: Node) -> None:
+        ctx.emit(node, engine=self.engine)
+
+    def cost(self, node: Node) -> Cost:
+        out_elems = sum(_numel(o) for o in node.outputs)
+        return Cost(self.flops_per_element * out_elems if self.arithmetic else 0, io_bytes(node))
+
+
+def _numel(value) -> int:
+    t = value.type
+    return t.numel if t is not None and t.is_static else 0
+
+
+def io_bytes(node: Node) -> int:
+    total = 0
+    for v in list(node.inputs) + list(node.outputs):
+        if v is not None and v.type is not None and v.type.is_static:
+            total += v.type.nbytes
+    return total
+
+
+# -- the registry ------------------------------------------------------------------------------------
+_REGISTRY: dict[str, Op] = {}
+_LOADED = False
+
+
+def register_op(name: str, *aliases: str):
+    """Class decorator: register one instance of the op under `name` (and aliases)."""
+    def wrap(cls):
+        cls.name = name
+        instance = cls()
+        for key in (name, *aliases):
+            if key in _REGISTRY:
+                raise RuntimeError(f"op {key!r} registered twice")
+            _REGISTRY[key] = instance
+        return cls
+    return wrap
+
+
+def _load_all() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    from . import __path__ as pkg_path
+    for info in sorted(pkgutil.iter_modules(pkg_path), key=lambda m: m.name):
+        if info.name not in ("registry",):
+            importlib.import_module(f"{__package__}.{info.name}")
+
+
+def get_op(op_type: str) -> Op:
+    _load_all()
+    try:
+        return _REGISTRY[op_type]
+    except KeyError:
+        raise UnsupportedOpError(
+            f"op type {op_type!r} has no Neuron implementation; supported ops: "
+            "`neuron-cc list-operators --framework ONNX`") from None
+
+
+def has_op(op_type: str) -> bool:
+    _load_all()
+    return op_type in _REGISTRY
+
+
+def op_names() -> list[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def infer_node(node: Node) -> None:
+    """Set the types of a node's outputs from its inputs (constants folded in by the op)."""
+    op = get_op(node.op_type)
+    types = [None if v is None else v.type for v in node.inputs]
+    try:
+        outs = op.infer(node, types)
+    except ShapeInferenceError:
+        raise
+    except (ValueError, IndexError, TypeError, KeyError) as exc:
+        from ..ir import format_node
+        raise ShapeInferenceError(f"cannot infer output types of `{format_node(node)}` from inputs "
+                                  f"{[str(t) for t in types]}: {exc}") from exc
+    if len(outs) != len(node.outputs):
+        raise ShapeInferenceError(f"{node.op_type} %{node.name}: inferred {len(outs)} outputs, node "
+                                  f"has {len(node.outputs)}")
+    for v, t in zip(node.outputs, outs):
+        v.type = t
+
+
+def const_value(node: Node, i: int, default=None):
+    """The constant array at input `i`, or `default` when the input is absent."""
+    v = node.input(i)
+    if v is None:
+        return default
+    if not v.is_const:
+        raise ShapeInferenceError(f"input {i} (%{v.name}) of {node.op_type} %{node.name} must be a "
+                                  "compile-time constant for its output shape to be known")
+    return v.const
+
+
+def numel(shape) -> int:
+    return math.prod(shape)
+
+
+def to_f32(x: np.ndarray) -> np.ndarray:
+    return x if x.dtype == np.float32 else x.astype(np.float32)
+
+
+__all__ = ["Op", "Verdict", "Cost", "ENGINES", "FLOATS", "INDEX", "register_op", "get_op", "has_op",
+           "op_names", "infer_node", "const_value", "io_bytes", "dtypes"]
