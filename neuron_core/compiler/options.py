@@ -1,0 +1,119 @@
+"""Compiler options (the neuron-cc flags) and the casting policy they select.
+
+`--fast-math` takes one or more of: all, none, fp32-cast-all, fp32-cast-all-fp16, fp32-cast-matmult,
+fp32-cast-matmult-bf16, fp32-cast-matmult-fp16, fast-relayout, no-fast-relayout. `--fp32-cast X` is the
+same cast choice without the prefix. Model inputs and outputs are never cast.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+from dataclasses import dataclass, field
+
+from ..dtypes import BF16, FP16, FP32
+from ..errors import CompilerOptionError
+
+
+@dataclass(frozen=True)
+class CastPolicy:
+    """Which dtype each kind of work runs in: matmul inputs, other ops, PE-array transposes."""
+
+    matmul: str = BF16
+    other: str = BF16
+    transpose: str | None = BF16  # None: transposes are exact (no-fast-relayout)
+
+    def describe(self) -> str:
+        t = self.transpose or "exact"
+        return f"matmul inputs {self.matmul}, other ops {self.other}, transposes {t}"
+
+
+#: cast choice -> (matmul dtype, other-op dtype, dtype of PE-array transposes under fast-relayout)
+CAST_CHOICES = {
+    "fp32-cast-all": (BF16, BF16, BF16),
+    "fp32-cast-all-fp16": (FP16, FP16, FP16),
+    "fp32-cast-matmult": (BF16, FP32, FP16),
+    "fp32-cast-matmult-bf16": (BF16, FP32, BF16),
+    "fp32-cast-matmult-fp16": (FP16, FP32, FP16),
+}
+RELAYOUT_CHOICES = ("fast-relayout", "no-fast-relayout")
+FAST_MATH_VALUES = ("all", "none", *CAST_CHOICES, *RELAYOUT_CHOICES)
+VERBOSE_LEVELS = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class CompilerOptions:
+    """Everything that changes what the compiler produces."""
+
+    fast_math: tuple = ("all",)
+    pipeline_cores: int = 1
+    verbose: str = "WARN"
+    policy: CastPolicy = field(default_factory=CastPolicy)
+
+    def to_json(self) -> dict:
+        return {"fast_math": list(self.fast_math), "neuroncore_pipeline_cores": self.pipeline_cores,
+                "policy": {"matmul": self.policy.matmul, "other": self.policy.other,
+                           "transpose": self.policy.transpose}}
+
+
+def resolve_policy(fast_math) -> CastPolicy:
+    """The casting policy for a list of --fast-math values."""
+    cast, relayout = "fp32-cast-all", "fast-relayout"
+    for value in fast_math:
+        if value == "all":
+            cast, relayout = "fp32-cast-all", "fast-relayout"
+        elif value == "none":
+            cast, relayout = "fp32-cast-matmult-bf16", "no-fast-relayout"
+        elif value in CAST_CHOICES:
+            cast = value
+        elif value in RELAYOUT_CHOICES:
+            relayout = value
+        else:
+            raise CompilerOptionError(f"--fast-math value {value!r} is not valid; choose from "
+                                      f"{', '.join(FAST_MATH_VALUES)}")
+    matmul, other, transpose = CAST_CHOICES[cast]
+    return CastPolicy(matmul, other, transpose if relayout == "fast-relayout" else None)
+
+
+def add_compiler_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options shared by `neuron-cc compile` and the plugins' `compiler_args`."""
+    parser.add_argument("--fast-math", nargs="+", metavar="VALUE", default=None,
+                        help="casting/relayout trade-offs: " + ", ".join(FAST_MATH_VALUES))
+    parser.add_argument("--fp32-cast", metavar="MODE", default=None,
+                        choices=[c.removeprefix("fp32-cast-") for c in CAST_CHOICES],
+                        help="shorthand for --fast-math fp32-cast-MODE")
+    parser.add_argument("--neuroncore-pipeline-cores", type=int, default=1, metavar="N",
+                        help="shard the model over N NeuronCores as a pipeline")
+    parser.add_argument("--verbose", default="WARN", type=str.upper, choices=VERBOSE_LEVELS,
+                        help="log level of the compiler")
+
+
+def options_from_namespace(ns: argparse.Namespace) -> CompilerOptions:
+    fast_math = tuple(ns.fast_math or ("all",))
+    if ns.fp32_cast:
+        fast_math = fast_math + (f"fp32-cast-{ns.fp32_cast}",)
+    if ns.neuroncore_pipeline_cores < 1:
+        raise CompilerOptionError("--neuroncore-pipeline-cores must be >= 1, got "
+                                  f"{ns.neuroncore_pipeline_cores}")
+    return CompilerOptions(fast_math, ns.neuroncore_pipeline_cores, ns.verbose,
+                           resolve_policy(fast_math))
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise CompilerOptionError(f"bad compiler argument: {message}. Valid options: "
+                                  f"{', '.join(a for act in self._actions for a in act.option_strings if a not in ('-h', '--help'))}")
+
+
+def parse_compiler_args(args=None) -> CompilerOptions:
+    """Parse neuron-cc style arguments given as a list or one string.
+
+    >>> parse_compiler_args("--fast-math fp32-cast-matmult no-fast-relayout").policy.transpose is None
+    True
+    """
+    if args is None:
+        args = []
+    if isinstance(args, str):
+        args = shlex.split(args)
+    parser = _Parser(prog="compiler_args", add_help=False)
+    add_compiler_arguments(parser)
+    return options_from_namespace(parser.parse_args([str(a) for a in args]))

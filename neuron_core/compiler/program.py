@@ -1,0 +1,71 @@
+"""A NeuronCore program: buffers in device memory and the instructions of each engine.
+
+Instructions are coarse (one may stand for a whole tiled matmul) but carry what the functional model
+needs (op, attributes, fused epilogue, the dtype every output is rounded to) and what a timing model
+counts (engine, FLOPs, bytes, matmul tiles, DMA bytes).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(slots=True)
+class Buffer:
+    """A tensor in device memory. `dtype` is the logical type; `storage` the precision it holds."""
+
+    id: int
+    name: str
+    shape: tuple
+    dtype: str
+    storage: str
+    kind: str = "internal"      # input | output | weight | internal
+    offset: int = -1            # byte offset in device DRAM (memory plan)
+    nbytes: int = 0             # bytes at the storage precision
+
+
+@dataclass(slots=True)
+class Instr:
+    """One engine instruction: `outputs = op[attrs](inputs)`, then the fused `post` ops, then a
+    round-to-nearest-even to each output buffer's storage dtype."""
+
+    engine: str
+    op: str
+    inputs: list
+    outputs: list
+    attrs: dict = field(default_factory=dict)
+    post: list = field(default_factory=list)   # [{"op", "attrs", "inputs", "position"}]
+    node: str = ""                             # IR node(s) it came from, for profiles
+    flops: int = 0
+    bytes: int = 0
+    matmul: list | None = None                 # [count, m, k, n]
+    tiles: dict = field(default_factory=dict)  # tiling plan: pe passes, psum chunks, dma bytes
+    free: list = field(default_factory=list)   # buffers dead after this instruction
+
+
+@dataclass
+class Program:
+    """Buffers, instructions in issue order, and the program's inputs/outputs (buffer ids)."""
+
+    buffers: list
+    instrs: list
+    inputs: list
+    outputs: list
+    memory: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"buffers": [dict(asdict(b), shape=list(b.shape)) for b in self.buffers],
+                "instrs": [asdict(i) for i in self.instrs],
+                "inputs": self.inputs, "outputs": self.outputs, "memory": self.memory}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Program":
+        buffers = [Buffer(**dict(b, shape=tuple(b["shape"]))) for b in data["buffers"]]
+        instrs = [Instr(**i) for i in data["instrs"]]
+        return cls(buffers, instrs, list(data["inputs"]), list(data["outputs"]),
+                   dict(data.get("memory", {})))
+
+    def engine_counts(self) -> dict:
+        counts: dict = {}
+        for instr in self.instrs:
+            counts[instr.engine] = counts.get(instr.engine, 0) + 1
+        return counts

@@ -1,0 +1,1 @@
+"""Frontends: native model formats -> core IR."""

@@ -1,0 +1,93 @@
+"""The functional model of a NeuronCore: runs a program's instructions in order on numpy arrays.
+
+Each instruction computes in fp32 (products of bf16/fp16 operands are exact in fp32, so this
+reproduces the TensorEngine's fp32 accumulation up to summation order), applies its fused epilogue in
+fp32, and rounds every float output to its buffer's storage dtype (round-to-nearest-even). In
+precision="fp32" mode every rounding and cast is skipped, to separate precision loss from logic bugs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import NeuronError
+from ..ops import get_op
+
+PRECISIONS = ("hardware", "fp32")
+
+
+def decode_attrs(value):
+    """Inverse of lowering.jsonable: tagged arrays back to numpy."""
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            return np.asarray(value["__ndarray__"], dtype=value["dtype"])
+        return {k: decode_attrs(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_attrs(v) for v in value]
+    return value
+
+
+def _kernel(instr, rounding: dict):
+    """A closure computing one instruction: inputs list -> output arrays (rounded)."""
+    if instr.op == "_cast":
+        to = instr.attrs["to"] if rounding else None
+
+        def cast(args):
+            return [dtypes.round_to(args[0], to) if to else args[0]]
+        return cast
+
+    op = get_op(instr.op)
+    attrs = dict(op.defaults)
+    attrs.update(decode_attrs(instr.attrs))
+    post = [(get_op(p["op"]), {**get_op(p["op"]).defaults, **decode_attrs(p["attrs"])}, p["inputs"])
+            for p in instr.post]
+    rounds = [rounding.get(o) for o in instr.outputs]
+    reference = op.reference
+
+    def run(args, env):
+        out = reference(*args, **attrs)
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        for p_op, p_attrs, p_inputs in post:
+            p_args = [outs[0] if i == -1 else (None if i is None else env[i]) for i in p_inputs]
+            outs[0] = p_op.reference(*p_args, **p_attrs)
+        for k, to in enumerate(rounds):
+            if to is not None:
+                outs[k] = dtypes.round_to(outs[k], to)
+        return outs
+    return run
+
+
+class Executor:
+    """Runs a Program on prepared weights. `precision` is "hardware" or "fp32"."""
+
+    def __init__(self, program, weights: dict, precision: str = "hardware"):
+        if precision not in PRECISIONS:
+            raise NeuronError(f"precision {precision!r} is not valid; choose from {PRECISIONS}")
+        self.program, self.precision = program, precision
+        hardware = precision == "hardware"
+        rounding = {}
+        if hardware:
+            rounding = {b.id: b.storage for b in program.buffers
+                        if dtypes.is_float(b.dtype) and b.storage in (dtypes.BF16, dtypes.FP16)}
+        self.env_template: list = [None] * len(program.buffers)
+        for b in program.buffers:
+            if b.kind == "weight":
+                arr = weights[b.name]
+                if hardware and b.id in rounding:
+                    arr = dtypes.round_to(np.asarray(arr, np.float32), b.storage)
+                self.env_template[b.id] = arr
+        self.steps = [(_kernel(i, rounding), i.inputs, i.outputs, i.free, i.op == "_cast")
+                      for i in program.instrs]
+
+    def run(self, inputs: list) -> list:
+        env = list(self.env_template)
+        for bid, arr in zip(self.program.inputs, inputs):
+            env[bid] = arr
+        for kernel, ins, outs, free, is_cast in self.steps:
+            args = [None if i is None else env[i] for i in ins]
+            results = kernel(args) if is_cast else kernel(args, env)
+            for b, r in zip(outs, results):
+                env[b] = r
+            for b in free:
+                env[b] = None
+        return [env[b] for b in self.program.outputs]

@@ -1,0 +1,164 @@
+"""neuron-cc: compile a model into a NEFF, list the supported operators, describe a NEFF.
+
+    neuron-cc compile model.onnx --framework ONNX --io-config '{"inputs": {"x": [[1,3,224,224], "float32"]}}'
+    neuron-cc list-operators --framework ONNX
+    neuron-cc info model.neff
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from .. import __version__
+from ..errors import CompilerOptionError, NeuronError
+
+FRAMEWORKS = ("TENSORFLOW", "MXNET", "ONNX", "PYTORCH")
+PLUGIN = {"TENSORFLOW": "tf_neuron", "MXNET": "mx_neuron", "PYTORCH": "torch_neuron"}
+
+log = logging.getLogger("Neuron")
+
+
+def _framework(value: str) -> str:
+    upper = value.upper()
+    if upper not in FRAMEWORKS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(FRAMEWORKS)}")
+    return upper
+
+
+def _require_onnx(framework: str) -> None:
+    if framework != "ONNX":
+        raise NeuronError(f"--framework {framework} needs the {PLUGIN[framework]} plugin, which is "
+                          "not available in this release; export the model to ONNX and use "
+                          "--framework ONNX")
+
+
+def load_io_config(text: str | None) -> dict | None:
+    """--io-config as inline JSON or a path to a JSON file."""
+    if text is None:
+        return None
+    source = "--io-config"
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise NeuronError(f"--io-config {text!r} is neither inline JSON nor an existing file")
+        source, text = str(path), path.read_text()
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NeuronError(f"{source} is not valid JSON: {exc}. Expected e.g. "
+                          '{"inputs": {"x:0": [[1,3,224,224], "float32"]}, "outputs": ["y:0"]}')
+    if not isinstance(config, dict) or not isinstance(config.get("inputs", {}), dict):
+        raise NeuronError(f"{source} must be an object with an \"inputs\" object, got {config!r}")
+    return config
+
+
+def _safe_output(path: Path) -> None:
+    """Never replace a file that is not a NEFF: it may be something the user wants to keep."""
+    from ..neff import MAGIC
+    if path.exists():
+        with open(path, "rb") as f:
+            head = f.read(len(MAGIC))
+        if head != MAGIC:
+            raise NeuronError(f"output {str(path)!r} exists and is not a NEFF; refusing to overwrite "
+                              "it. Choose another --output or remove the file.")
+
+
+def cmd_compile(args) -> int:
+    from ..compiler import compile_graph
+    from ..compiler.options import options_from_namespace
+    from ..frontends.onnx import from_onnx
+    _require_onnx(args.framework)
+    options = options_from_namespace(args)
+    out = Path(args.output)
+    _safe_output(out)
+    started = time.perf_counter()
+    graph = from_onnx(args.model, load_io_config(args.io_config))
+    compiled = compile_graph(graph, options, framework=args.framework, source=Path(args.model).name)
+    size = compiled.save(out)
+    meta = compiled.metadata
+    mem = meta["memory"]
+    print(f"Compiled {meta['num_nodes']} operators into {meta['num_instructions']} instructions "
+          f"({', '.join(f'{k}: {v}' for k, v in sorted(meta['engine_counts'].items()))}) "
+          f"in {time.perf_counter() - started:.2f} s")
+    print(f"Casting: {options.policy.describe()}; {meta['cast_points']} cast points")
+    print(f"Device memory: {mem['total_bytes'] / 2**20:.1f} MiB "
+          f"(weights {mem['weights_bytes'] / 2**20:.1f} MiB, scratch peak "
+          f"{mem['scratch_peak_bytes'] / 2**20:.1f} MiB)")
+    print(f"NEFF written to {out} ({size / 2**20:.2f} MiB)")
+    return 0
+
+
+def cmd_list_operators(args) -> int:
+    from ..ops import op_names
+    _require_onnx(args.framework)
+    print("\n".join(op_names()))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from ..neff import format_info, read_neff
+    print(format_info(read_neff(args.neff)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..compiler.options import add_compiler_arguments
+    parser = argparse.ArgumentParser(prog="neuron-cc", description="Compile models for a simulated "
+                                     "Inferentia NeuronCore and inspect NEFF files.")
+    parser.add_argument("-V", "--version", action="version",
+                        version=f"neuron-cc {__version__} (neuron-sim, NEFF format "
+                                f"{'.'.join(map(str, _neff_version()))})")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("compile", help="compile a model into a NEFF")
+    p.add_argument("model", help="model file (ONNX)")
+    p.add_argument("--framework", required=True, type=_framework, help="|".join(FRAMEWORKS))
+    p.add_argument("--io-config", help="inputs' shapes and dtypes, outputs: JSON or a JSON file")
+    p.add_argument("--output", default="out.neff", help="NEFF to write (default: out.neff)")
+    add_compiler_arguments(p)
+    p.set_defaults(fn=cmd_compile)
+    p = sub.add_parser("list-operators", help="print the supported operators, one a line")
+    p.add_argument("--framework", required=True, type=_framework, help="|".join(FRAMEWORKS))
+    p.set_defaults(fn=cmd_list_operators)
+    p = sub.add_parser("info", help="print a NEFF's header and metadata")
+    p.add_argument("neff")
+    p.set_defaults(fn=cmd_info)
+    return parser
+
+
+def _neff_version():
+    from ..neff import FORMAT_VERSION
+    return FORMAT_VERSION
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = getattr(args, "verbose", "WARN")
+    logging.basicConfig(level=logging.WARNING if level == "WARN" else getattr(logging, level),
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.fn(args)
+    except (NeuronError, CompilerOptionError) as exc:
+        print(f"neuron-cc: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"neuron-cc: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("neuron-cc: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so in one line; the traceback under --verbose DEBUG
+        if level == "DEBUG" or os.environ.get("NEURON_CC_TRACEBACK"):
+            raise
+        print(f"neuron-cc: internal error: {type(exc).__name__}: {exc} (rerun with --verbose DEBUG "
+              "for the traceback)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
