@@ -1,10 +1,23 @@
 """Activations: elementwise functions run on the ScalarEngine."""
 from __future__ import annotations
 
-import numpy as np
+import math
+from typing import ClassVar
 
-from ._elementwise import Unary
-from .registry import register_op
+import numpy as np
+from scipy import special
+
+from ._elementwise import Binary, Unary
+from .registry import FLOATS, INDEX, register_op
+
+
+class _Ufunc(Unary):
+    """A unary op that is exactly one numpy ufunc."""
+
+    fn: ClassVar[np.ufunc]
+
+    def reference(self, x):
+        return self.fn(x)
 
 
 @register_op("Relu")
@@ -13,3 +26,227 @@ class Relu(Unary):
 
     def reference(self, x):
         return np.maximum(x, 0).astype(x.dtype, copy=False)
+
+
+@register_op("LeakyRelu")
+class LeakyRelu(Unary):
+    """x if x >= 0 else alpha * x."""
+
+    defaults = {"alpha": 0.01}
+    flops_per_element = 2
+
+    def reference(self, x, alpha):
+        return np.where(x >= 0, x, x * np.float32(alpha))
+
+
+@register_op("PRelu")
+class PRelu(Binary):
+    """x if x >= 0 else slope * x, the slope broadcast to x."""
+
+    engine = "act"
+    flops_per_element = 2
+
+    def reference(self, x, slope):
+        return np.where(x >= 0, x, x * slope)
+
+
+@register_op("Elu")
+class Elu(Unary):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+
+    defaults = {"alpha": 1.0}
+    flops_per_element = 4
+
+    def reference(self, x, alpha):
+        return np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * np.float32(alpha))
+
+
+@register_op("Selu")
+class Selu(Unary):
+    """gamma * x if x > 0 else gamma * alpha * (exp(x) - 1)."""
+
+    defaults = {"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875}
+    flops_per_element = 5
+
+    def reference(self, x, alpha, gamma):
+        neg = np.exp(np.minimum(x, 0)) * np.float32(alpha) - np.float32(alpha)
+        return np.where(x > 0, x, neg) * np.float32(gamma)
+
+
+@register_op("Sigmoid")
+class Sigmoid(Unary):
+    """1 / (1 + exp(-x))."""
+
+    flops_per_element = 4
+
+    def reference(self, x):
+        e = np.exp(-np.abs(x))   # never overflows, for either sign of x
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+@register_op("Tanh")
+class Tanh(_Ufunc):
+    """tanh(x)."""
+
+    flops_per_element = 4
+    fn = np.tanh
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf(x) in the input's float type (scipy's float32 loop for float32)."""
+    return special.erf(x)
+
+
+@register_op("Erf")
+class Erf(Unary):
+    """The error function erf(x)."""
+
+    flops_per_element = 8
+
+    def reference(self, x):
+        return _erf(x)
+
+
+@register_op("Gelu")
+class Gelu(Unary):
+    """x * Phi(x); approximate='tanh' uses 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+
+    defaults = {"approximate": "none"}
+    flops_per_element = 8
+
+    def check_attrs(self, node, attrs):
+        if attrs["approximate"] not in ("none", "tanh"):
+            return f"Gelu approximate={attrs['approximate']!r} is not one of 'none', 'tanh'"
+        return None
+
+    def reference(self, x, approximate):
+        if approximate == "tanh":
+            inner = (x + np.float32(0.044715) * x * x * x) * np.float32(math.sqrt(2 / math.pi))
+            return np.float32(0.5) * x * (1 + np.tanh(inner))
+        return np.float32(0.5) * x * (1 + _erf(x * np.float32(1 / math.sqrt(2))))
+
+
+class _Softmax(Unary):
+    """Shared base of Softmax and LogSoftmax over one axis (opset 13)."""
+
+    defaults = {"axis": -1}
+    flops_per_element = 5
+
+    def check_attrs(self, node, attrs):
+        rank = node.inputs[0].type.rank
+        if not -rank <= attrs["axis"] < rank:
+            return f"{self.name} axis={attrs['axis']} is out of range for rank {rank}"
+        return None
+
+
+@register_op("Softmax")
+class Softmax(_Softmax):
+    """exp(x) / sum(exp(x)) along `axis`."""
+
+    def reference(self, x, axis):
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@register_op("LogSoftmax")
+class LogSoftmax(_Softmax):
+    """x - log(sum(exp(x))) along `axis`."""
+
+    def reference(self, x, axis):
+        shifted = x - np.max(x, axis=axis, keepdims=True)
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+@register_op("Clip")
+class Clip(Unary):
+    """min(max(x, min), max); min and max are optional scalar inputs."""
+
+    input_dtypes = (FLOATS + INDEX,)
+    flops_per_element = 2
+
+    def reference(self, x, lo=None, hi=None):
+        if lo is not None:
+            x = np.maximum(x, lo.astype(x.dtype))
+        if hi is not None:
+            x = np.minimum(x, hi.astype(x.dtype))
+        return x
+
+
+@register_op("HardSigmoid")
+class HardSigmoid(Unary):
+    """max(0, min(1, alpha * x + beta))."""
+
+    defaults = {"alpha": 0.2, "beta": 0.5}
+    flops_per_element = 4
+
+    def reference(self, x, alpha, beta):
+        return np.clip(x * np.float32(alpha) + np.float32(beta), 0, 1).astype(x.dtype, copy=False)
+
+
+@register_op("HardSwish")
+class HardSwish(Unary):
+    """x * max(0, min(1, x / 6 + 0.5))."""
+
+    flops_per_element = 5
+
+    def reference(self, x):
+        gate = np.clip(x * np.float32(1 / 6) + np.float32(0.5), 0, 1).astype(x.dtype, copy=False)
+        return x * gate
+
+
+@register_op("Softplus")
+class Softplus(Unary):
+    """log(exp(x) + 1)."""
+
+    flops_per_element = 4
+
+    def reference(self, x):
+        return np.logaddexp(x, np.float32(0))
+
+
+@register_op("Sqrt")
+class Sqrt(_Ufunc):
+    """sqrt(x)."""
+
+    fn = np.sqrt
+
+
+@register_op("Reciprocal")
+class Reciprocal(_Ufunc):
+    """1 / x."""
+
+    fn = np.reciprocal
+
+
+@register_op("Exp")
+class Exp(_Ufunc):
+    """exp(x)."""
+
+    flops_per_element = 4
+    fn = np.exp
+
+
+@register_op("Log")
+class Log(_Ufunc):
+    """Natural logarithm log(x)."""
+
+    flops_per_element = 4
+    fn = np.log
+
+
+@register_op("Neg")
+class Neg(_Ufunc):
+    """-x; also on integers, so it runs on the VectorEngine."""
+
+    engine = "vector"
+    input_dtypes = (FLOATS + INDEX,)
+    fn = np.negative
+
+
+@register_op("Abs")
+class Abs(_Ufunc):
+    """|x|; also on integers, so it runs on the VectorEngine."""
+
+    engine = "vector"
+    input_dtypes = (FLOATS + INDEX,)
+    fn = np.abs

@@ -1,17 +1,108 @@
 """Elementwise arithmetic with broadcasting, run on the VectorEngine."""
 from __future__ import annotations
 
+import functools
+from typing import ClassVar
+
 import numpy as np
 
-from ._elementwise import Binary
+from ._elementwise import Binary, Variadic
 from .registry import INDEX, FLOATS, register_op
 
 
-@register_op("Add")
-class Add(Binary):
-    """a + b, broadcast."""
+class _IndexArith(Binary):
+    """Binary arithmetic that also serves integer shape computations: one numpy ufunc."""
 
     input_dtypes = (FLOATS + INDEX,)
+    fn: ClassVar[np.ufunc]
 
     def reference(self, a, b):
-        return np.add(a, b)
+        return self.fn(a, b)
+
+
+@register_op("Add")
+class Add(_IndexArith):
+    """a + b, broadcast."""
+
+    fn = np.add
+
+
+@register_op("Sub")
+class Sub(_IndexArith):
+    """a - b, broadcast."""
+
+    fn = np.subtract
+
+
+@register_op("Mul")
+class Mul(_IndexArith):
+    """a * b, broadcast."""
+
+    fn = np.multiply
+
+
+@register_op("Div")
+class Div(_IndexArith):
+    """a / b, broadcast; integer division truncates toward zero, as in onnxruntime."""
+
+    def reference(self, a, b):
+        if a.dtype.kind != "i":
+            return np.divide(a, b)
+        with np.errstate(divide="ignore"):
+            q = np.floor_divide(a, b)
+        # floor and truncation differ where the division is inexact and the signs differ
+        return q + ((q * b != a) & ((a < 0) != (b < 0))).astype(q.dtype)
+
+
+@register_op("Pow")
+class Pow(Binary):
+    """a ** b, broadcast; the result has the base's dtype whatever the exponent's."""
+
+    engine = "act"
+    input_dtypes = (FLOATS, FLOATS + INDEX)
+    flops_per_element = 8
+
+    def reference(self, a, b):
+        return np.power(a, b.astype(a.dtype, copy=False))
+
+
+class _Fold(Variadic):
+    """Variadic op that folds a binary ufunc over its broadcast inputs."""
+
+    fold: ClassVar[np.ufunc]
+
+    def reference(self, *xs):
+        return functools.reduce(self.fold, xs)
+
+
+@register_op("Max")
+class Max(_Fold):
+    """Elementwise maximum of all inputs, broadcast."""
+
+    input_dtypes = (FLOATS + INDEX,)
+    fold = np.maximum
+
+
+@register_op("Min")
+class Min(_Fold):
+    """Elementwise minimum of all inputs, broadcast."""
+
+    input_dtypes = (FLOATS + INDEX,)
+    fold = np.minimum
+
+
+@register_op("Sum")
+class Sum(_Fold):
+    """Elementwise sum of all inputs, broadcast."""
+
+    fold = np.add
+
+
+@register_op("Mean")
+class Mean(_Fold):
+    """Elementwise mean of all inputs, broadcast."""
+
+    fold = np.add
+
+    def reference(self, *xs):
+        return super().reference(*xs) / np.float32(len(xs))

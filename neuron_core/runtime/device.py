@@ -1,0 +1,259 @@
+"""Simulated Inf1 devices: the chips, NeuronCores and device memory this process may use.
+
+The machine has `NEURON_SIM_NUM_CHIPS` Inferentia chips (default 1, like inf1.xlarge) of
+`CORES_PER_CHIP` NeuronCores with `CORE_MEMORY_BYTES` of device DRAM each. As with the Neuron runtime,
+`NEURON_RT_VISIBLE_CORES` ('0-1', '2', '0,2,3') restricts the cores the process may use and
+`NEURON_RT_NUM_CORES=N` takes the first N of those (0 means all). Models are placed by allocating
+device memory on a core; `DeviceManager` keeps the books.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import threading
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from ..errors import NeuronError, ResourceError
+
+CORES_PER_CHIP = 4
+CORE_MEMORY_BYTES = 2 * 1024**3  # 8 GiB of DRAM per chip, shared by its 4 cores
+DEFAULT_NUM_CHIPS = 1
+MAX_CHIPS = 16  # inf1.24xlarge
+
+ENV_NUM_CHIPS = "NEURON_SIM_NUM_CHIPS"
+ENV_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
+ENV_NUM_CORES = "NEURON_RT_NUM_CORES"
+NOT_ENOUGH_NC = "LOAD_NOT_ENOUGH_NC"
+
+_CORE_ITEM = re.compile(r"^(\d+)(?:-(\d+))?$")
+
+
+@dataclass(frozen=True)
+class NeuronCore:
+    """One NeuronCore: its index across the machine, its chip and its device memory."""
+
+    index: int
+    chip: int
+    memory_bytes: int = CORE_MEMORY_BYTES
+
+
+@dataclass(frozen=True)
+class NeuronDevice:
+    """One Inferentia chip (/dev/neuron<index>) and its NeuronCores."""
+
+    index: int
+    cores: tuple[NeuronCore, ...]
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(core.memory_bytes for core in self.cores)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A block of device memory on one NeuronCore, held by an owner (usually a loaded model)."""
+
+    id: int
+    core: int
+    nbytes: int
+    owner: str
+
+
+@dataclass(frozen=True)
+class CoreUsage:
+    """Device memory of one NeuronCore: total, used, and the owners holding it."""
+
+    core: int
+    total: int
+    used: int
+    owners: tuple[str, ...]
+
+    @property
+    def free(self) -> int:
+        return self.total - self.used
+
+
+def make_devices(num_chips: int = DEFAULT_NUM_CHIPS) -> tuple[NeuronDevice, ...]:
+    """The chips of a machine with `num_chips` Inferentia chips, cores numbered across chips."""
+    return tuple(NeuronDevice(chip, tuple(NeuronCore(chip * CORES_PER_CHIP + i, chip)
+                                          for i in range(CORES_PER_CHIP)))
+                 for chip in range(num_chips))
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB ({n} bytes)"
+
+
+def _span(cores: Iterable[int]) -> str:
+    """'0-3' for a contiguous run, else '0, 2, 3'."""
+    cores = list(cores)
+    if len(cores) > 2 and cores == list(range(cores[0], cores[-1] + 1)):
+        return f"{cores[0]}-{cores[-1]}"
+    return ", ".join(map(str, cores))
+
+
+def _int_var(var: str, text: str, minimum: int, maximum: int, form: str) -> int:
+    value = text.strip()
+    if not value.isdigit() or not minimum <= int(value) <= maximum:
+        raise NeuronError(f"{var}={text!r} is invalid: expected {form}")
+    return int(value)
+
+
+def parse_core_list(text: str, var: str = ENV_VISIBLE_CORES) -> list[int]:
+    """Core ids from '0-1', '2', '0,2,3' or '0-1,3', sorted and without repeats.
+
+    Example:
+        >>> parse_core_list("0-1,3")
+        [0, 1, 3]
+    """
+    cores: set[int] = set()
+    for item in text.split(","):
+        m = _CORE_ITEM.match(item.strip())
+        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise NeuronError(f"{var}={text!r} is invalid: expected a core index, a range or a comma "
+                              f"list of them, such as '0-1', '2' or '0,2,3'")
+        first = int(m.group(1))
+        cores.update(range(first, int(m.group(2) or first) + 1))
+    return sorted(cores)
+
+
+class DeviceManager:
+    """The NeuronCores this process may use and the device memory allocated on each."""
+
+    def __init__(self, num_chips: int = DEFAULT_NUM_CHIPS, visible_cores: Iterable[int] | None = None,
+                 num_cores: int = 0):
+        self.devices = make_devices(num_chips)
+        self.cores = tuple(core for device in self.devices for core in device.cores)
+        everything = [core.index for core in self.cores]
+        visible = everything if visible_cores is None else sorted(set(visible_cores))
+        missing = [c for c in visible if not 0 <= c < len(self.cores)]
+        if missing:
+            raise ResourceError(
+                f"{ENV_VISIBLE_CORES} names NeuronCore {_span(missing)} but this machine has "
+                f"{len(self.cores)} NeuronCores ({_span(everything)}) on {num_chips} chip(s); choose "
+                f"cores from {_span(everything)}, or set {ENV_NUM_CHIPS} for more chips", status=NOT_ENOUGH_NC)
+        if num_cores > len(visible):
+            raise ResourceError(
+                f"{ENV_NUM_CORES}={num_cores} asks for {num_cores} NeuronCores but only {len(visible)} "
+                f"are visible ({_span(visible)}); ask for fewer, or widen {ENV_VISIBLE_CORES} / "
+                f"{ENV_NUM_CHIPS}", status=NOT_ENOUGH_NC)
+        self.visible_cores: tuple[int, ...] = tuple(visible[:num_cores] if num_cores else visible)
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._live: dict[int, dict[int, Allocation]] = {c: {} for c in self.visible_cores}
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DeviceManager:
+        """A manager configured from NEURON_SIM_NUM_CHIPS, NEURON_RT_VISIBLE_CORES, NEURON_RT_NUM_CORES.
+
+        Example:
+            >>> DeviceManager.from_env({"NEURON_RT_VISIBLE_CORES": "2-3"}).visible_cores
+            (2, 3)
+        """
+        env = os.environ if environ is None else environ
+        num_chips = _int_var(ENV_NUM_CHIPS, env.get(ENV_NUM_CHIPS) or str(DEFAULT_NUM_CHIPS), 1, MAX_CHIPS,
+                             f"a number of Inferentia chips from 1 to {MAX_CHIPS}, e.g. 1 (inf1.xlarge), "
+                             f"4 (inf1.6xlarge) or 16 (inf1.24xlarge)")
+        visible = env.get(ENV_VISIBLE_CORES, "").strip()
+        num_cores = _int_var(ENV_NUM_CORES, env.get(ENV_NUM_CORES) or "0", 0, 10**6,
+                             "a number of NeuronCores such as '2' (0 means all visible cores)")
+        return cls(num_chips, parse_core_list(visible) if visible else None, num_cores)
+
+    def _check_core(self, core: int) -> None:
+        if isinstance(core, bool) or not isinstance(core, int) or not 0 <= core < len(self.cores):
+            raise ResourceError(
+                f"NeuronCore {core!r} does not exist: this machine has {len(self.cores)} NeuronCores "
+                f"({_span(range(len(self.cores)))}); set {ENV_NUM_CHIPS} for more chips", status=NOT_ENOUGH_NC)
+        if core not in self._live:
+            raise ResourceError(
+                f"NeuronCore {core} is not visible to this process (visible: {_span(self.visible_cores)}); "
+                f"include it in {ENV_VISIBLE_CORES} (and {ENV_NUM_CORES})", status=NOT_ENOUGH_NC)
+
+    def _used(self, core: int) -> int:
+        return sum(a.nbytes for a in self._live[core].values())
+
+    def _owners(self, core: int) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(a.owner for a in self._live[core].values()))
+
+    def allocate(self, nbytes: int, *, owner: str, core: int | None = None) -> Allocation:
+        """Reserve `nbytes` of device memory on `core`, or on the first visible core where they fit.
+
+        Raises ResourceError when they do not fit (the message gives total, occupied and needed bytes),
+        and ResourceError with status LOAD_NOT_ENOUGH_NC for a core that is absent or not visible.
+
+        Example:
+            >>> manager = DeviceManager()
+            >>> a = manager.allocate(2**30, owner="resnet50")
+            >>> a.core, manager.usage()[0].used
+            (0, 1073741824)
+            >>> manager.free(a)
+        """
+        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+            raise NeuronError(f"allocate() needs a non-negative int number of bytes, got {nbytes!r}")
+        with self._lock:
+            if core is not None:
+                self._check_core(core)
+            candidates = self.visible_cores if core is None else (core,)
+            for c in candidates:
+                if self._used(c) + nbytes <= self.cores[c].memory_bytes:
+                    allocation = Allocation(next(self._ids), c, nbytes, owner)
+                    self._live[c][allocation.id] = allocation
+                    return allocation
+            raise ResourceError(self._out_of_memory(nbytes, owner, candidates))
+
+    def _out_of_memory(self, nbytes: int, owner: str, candidates: tuple[int, ...]) -> str:
+        lines = []
+        for c in candidates:
+            used, total = self._used(c), self.cores[c].memory_bytes
+            held = f" (by {', '.join(map(repr, self._owners(c)))})" if used else ""
+            lines.append(f"NeuronCore {c}: {_mib(used)} of {_mib(total)} occupied{held}, "
+                         f"{_mib(total - used)} free")
+        where = (f"NeuronCore {candidates[0]}" if len(candidates) == 1
+                 else f"any of the {len(candidates)} visible NeuronCores")
+        fix = (f"Unload a model (or free its memory) on these cores, or place {owner!r} on another "
+               f"NeuronCore via {ENV_VISIBLE_CORES}")
+        if nbytes > max(self.cores[c].memory_bytes for c in candidates):
+            fix = (f"{owner!r} is larger than one NeuronCore's memory; split it across cores with "
+                   f"neuron-cc --neuroncore-pipeline-cores N")
+        return f"not enough device memory on {where} for {owner!r}: needs {_mib(nbytes)}\n  " + \
+            "\n  ".join(lines) + f"\n{fix}"
+
+    def free(self, allocation: Allocation) -> None:
+        """Release an allocation; freeing it again (or after a reset) does nothing."""
+        with self._lock:
+            live = self._live.get(allocation.core, {})
+            if live.get(allocation.id) is allocation:
+                del live[allocation.id]
+
+    def usage(self) -> dict[int, CoreUsage]:
+        """Per visible core: total and used device memory and its owners, in core order."""
+        with self._lock:
+            return {c: CoreUsage(c, self.cores[c].memory_bytes, self._used(c), self._owners(c))
+                    for c in self.visible_cores}
+
+
+_manager: DeviceManager | None = None
+_manager_lock = threading.Lock()
+
+
+def get_device_manager() -> DeviceManager:
+    """The process-wide DeviceManager, configured from the environment on first use.
+
+    Example:
+        >>> get_device_manager().visible_cores  # with no NEURON_RT_* variables set
+        (0, 1, 2, 3)
+    """
+    global _manager
+    with _manager_lock:
+        if _manager is None:
+            _manager = DeviceManager.from_env()
+        return _manager
+
+
+def reset_device_manager() -> None:
+    """Forget the process-wide manager (and its allocations); the next use reads the environment again."""
+    global _manager
+    with _manager_lock:
+        _manager = None
