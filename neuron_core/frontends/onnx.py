@@ -124,9 +124,10 @@ def from_onnx(model, io_config: dict | None = None, *, fold: bool = True) -> Gra
     """Convert an ONNX model (path, bytes or ModelProto) to the core IR."""
     proto = load_model(model)
     opset = next((imp.version for imp in proto.opset_import if imp.domain in ("", "ai.onnx")), 1)
-    if opset < 7:
-        raise FrontendError(f"ONNX opset {opset} is too old; supported are opsets 7 to current. "
-                            "Convert it with onnx.version_converter.convert_version(model, 13)")
+    if opset < 9:
+        log.warning("ONNX opset %d predates the supported opsets (9 to current); ops whose "
+                    "semantics changed since may be read wrongly. Convert it with "
+                    "onnx.version_converter.convert_version(model, 13)", opset)
     try:
         inferred = onnx.shape_inference.infer_shapes(proto)
     except Exception:

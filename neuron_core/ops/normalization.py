@@ -68,11 +68,17 @@ class LayerNormalization(Op):
         if attrs["stash_type"] != 1:
             return (f"LayerNormalization stash_type={attrs['stash_type']} is not supported; the "
                     "statistics are computed in float32 (stash_type=1)")
-        return _extra_outputs(node, "Mean/InvStdDev")
+        return None
 
     def reference(self, x, scale, bias=None, axis=-1, epsilon=1e-5, stash_type=1):
-        y = _standardize(x, tuple(range(axis % x.ndim, x.ndim)), epsilon) * scale
-        return y if bias is None else y + bias
+        """Returns (Y, Mean, InvStdDev); nodes with fewer outputs use the first ones."""
+        axes = tuple(range(axis % x.ndim, x.ndim))
+        mean = np.mean(x, axis=axes, keepdims=True)
+        centered = x - mean
+        inv_std = 1 / np.sqrt(np.mean(centered * centered, axis=axes, keepdims=True)
+                              + np.float32(epsilon))
+        y = centered * inv_std * scale
+        return (y if bias is None else y + bias), mean, inv_std
 
 
 @register_op("InstanceNormalization")

@@ -65,12 +65,30 @@ class ReduceMean(_Reduce):
     fn = staticmethod(np.mean)
 
 
+def _bound(dtype: np.dtype, high: bool):
+    """The identity of max (high=False) or min (high=True) for `dtype`: what an empty set gives."""
+    if dtype.kind == "b":
+        return high
+    if dtype.kind == "f":
+        return np.inf if high else -np.inf
+    info = np.iinfo(dtype)
+    return info.max if high else info.min
+
+
+def _extremum(fn, high: bool):
+    def reduce(x, axis, keepdims):
+        if x.size == 0:  # ONNX: an empty set reduces to the identity, not an error
+            return fn(x, axis=axis, keepdims=keepdims, initial=_bound(x.dtype, high))
+        return fn(x, axis=axis, keepdims=keepdims)
+    return staticmethod(reduce)
+
+
 @register_op("ReduceMax")
 class ReduceMax(_Reduce):
     """Maximum over `axes`."""
 
     input_dtypes = (FLOATS + INDEX,)
-    fn = staticmethod(np.max)
+    fn = _extremum(np.max, high=False)
 
 
 @register_op("ReduceMin")
@@ -78,7 +96,7 @@ class ReduceMin(_Reduce):
     """Minimum over `axes`."""
 
     input_dtypes = (FLOATS + INDEX,)
-    fn = staticmethod(np.min)
+    fn = _extremum(np.min, high=True)
 
 
 @register_op("ReduceProd")

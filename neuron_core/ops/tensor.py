@@ -124,7 +124,7 @@ class Pad(Movement):
     """The data padded (or cropped, by negative pads) on `axes`: constant, reflect, edge or wrap."""
 
     defaults = {"mode": "constant"}
-    static_inputs = (1, 2, 3)
+    static_inputs = (1, 3)  # pads and axes shape the output; constant_value may be computed
     MODES = ("constant", "reflect", "edge", "wrap")
 
     def check_attrs(self, node, attrs):
@@ -132,7 +132,7 @@ class Pad(Movement):
             return f"Pad mode {attrs['mode']!r} is not supported; use one of {', '.join(self.MODES)}"
         return None
 
-    def out_shape(self, shape, pads, value=None, axes=None, mode="constant", **_):
+    def out_shape(self, shape, pads, axes=None, mode="constant", **_):
         widths = _pad_widths(len(shape), pads, axes)
         for i, (d, (b, e)) in enumerate(zip(shape, widths)):
             if mode == "reflect" and isinstance(d, int) and max(b, e) >= d:
@@ -236,16 +236,25 @@ class DepthToSpace(Movement):
 class SpaceToDepth(Movement):
     """NCHW blocksize x blocksize spatial blocks moved into channels."""
 
+    defaults = {"mode": "DCR"}
+
+    def check_attrs(self, node, attrs):
+        if attrs["mode"] not in ("DCR", "CRD"):
+            return f"SpaceToDepth mode {attrs['mode']!r} is not one of 'DCR', 'CRD'"
+        return None
+
     def out_shape(self, shape, blocksize, **_):
         n, c, h, w = _nchw(shape)
         if h % blocksize or w % blocksize:
             raise ValueError(f"spatial dims {h}x{w} do not divide into {blocksize}-blocks")
         return n, c * blocksize ** 2, h // blocksize, w // blocksize
 
-    def reference(self, x, blocksize):
+    def reference(self, x, blocksize, mode="DCR"):
         n, c, h, w = x.shape
         b = blocksize
-        y = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+        # DCR puts the block offsets before the channels, CRD after them (opset 28)
+        perm = (0, 3, 5, 1, 2, 4) if mode == "DCR" else (0, 1, 3, 5, 2, 4)
+        y = x.reshape(n, c, h // b, b, w // b, b).transpose(perm)
         return y.reshape(self.out_shape(x.shape, b))
 
 

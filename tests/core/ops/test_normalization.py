@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from neuron_core.ir import TensorType
 from tests.core.ops.test_misc import randn, verdict
@@ -48,10 +49,12 @@ def test_layernormalization_negative_axis_epsilon():
                        {"axis": -2, "epsilon": 1e-3})
 
 
-def test_layernormalization_stats_outputs_unsupported():
-    types = [TensorType((2, 8), "float32"), TensorType((8,), "float32")]
-    v = verdict("LayerNormalization", types, n_outputs=3)
-    assert not v.supported and "Mean/InvStdDev" in v.reason
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_layernormalization_stats_outputs(axis):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 8)).astype(np.float32)
+    scale = rng.standard_normal((3, 8) if axis == 1 else (8,)).astype(np.float32)
+    assert_matches_ort("LayerNormalization", [x, scale], {"axis": axis}, n_outputs=3)
 
 
 def test_layernormalization_stash_type_unsupported():
