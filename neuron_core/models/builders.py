@@ -115,7 +115,7 @@ def bert(layers: int = 12, hidden: int = 768, heads: int = 12, seq: int = 128, b
     head = hidden // heads
     table = b.const("word_emb", (b.rng.standard_normal((vocab, hidden)) * 0.02).astype(np.float32))
     pos = b.const("pos_emb", (b.rng.standard_normal((1, seq, hidden)) * 0.02).astype(np.float32))
-    x = b.op("Add", [b.op("Gather", ["input_ids", table], "embed"), pos], "embed_pos")
+    x = b.op("Add", [b.op("Gather", [table, "input_ids"], "embed"), pos], "embed_pos")
     x = _layer_norm(b, x, hidden)
     split_shape = b.const("heads_shape", np.asarray([batch, seq, heads, head], np.int64))
     merge_shape = b.const("merge_shape", np.asarray([batch, seq, hidden], np.int64))

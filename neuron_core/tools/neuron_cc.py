@@ -146,6 +146,8 @@ def main(argv=None) -> int:
     except (NeuronError, CompilerOptionError) as exc:
         print(f"neuron-cc: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into `head`
+        return 0
     except OSError as exc:
         print(f"neuron-cc: error: {exc}", file=sys.stderr)
         return 1
