@@ -6,7 +6,7 @@ import numpy as np
 
 def format_attr(value) -> str:
     if isinstance(value, float):
-        return repr(float(np.float32(value)))
+        return str(np.float32(value))  # shortest text that round-trips in float32
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(format_attr(v) for v in value) + "]"
     if isinstance(value, np.ndarray):

@@ -89,7 +89,8 @@ class Model:
         result = []
         for arr, (_, _, dtype) in zip(outs, self.outputs):
             want = dtypes.to_numpy(dtype)
-            if arr.dtype != want or arr.base is not None or not arr.flags.writeable:
+            if (arr.dtype != want or arr.base is not None or not arr.flags.writeable
+                    or any(np.may_share_memory(arr, a) for a in args)):
                 arr = np.array(arr, dtype=want)
             result.append(arr)
         return result
