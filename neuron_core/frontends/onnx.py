@@ -101,6 +101,24 @@ def _io_type(name: str, spec) -> TensorType:
                             f"[[1,3,224,224], \"float32\"], got {spec!r} ({exc})") from None
 
 
+def _onnx_inferred_types(proto) -> dict:
+    """Types from ONNX shape inference, for the ops the registry does not know (only computed
+    when there are such ops: inference copies the whole model, weights included)."""
+    if all(has_op(n.op_type) for n in proto.graph.node if n.domain in ("", "ai.onnx")) and \
+            all(n.domain in ("", "ai.onnx") for n in proto.graph.node):
+        return {}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto)
+    except Exception:  # inference is best effort: the registry's own inference comes first
+        inferred = proto
+    types = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        t = _onnx_type(vi.type, vi.name)
+        if t is not None:
+            types[vi.name] = t
+    return types
+
+
 def _toposorted(nodes, available: set):
     """ONNX nodes in an order where every input is defined first (exporters do not always sort)."""
     pending, order = list(nodes), []
@@ -128,15 +146,7 @@ def from_onnx(model, io_config: dict | None = None, *, fold: bool = True) -> Gra
         log.warning("ONNX opset %d predates the supported opsets (9 to current); ops whose "
                     "semantics changed since may be read wrongly. Convert it with "
                     "onnx.version_converter.convert_version(model, 13)", opset)
-    try:
-        inferred = onnx.shape_inference.infer_shapes(proto)
-    except Exception:
-        inferred = proto
-    known_types = {}
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
-        t = _onnx_type(vi.type, vi.name)
-        if t is not None:
-            known_types[vi.name] = t
+    known_types = _onnx_inferred_types(proto)
     io_inputs = dict((io_config or {}).get("inputs", {}))
 
     g = Graph(proto.graph.name or "main")
