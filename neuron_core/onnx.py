@@ -1,0 +1,221 @@
+"""ONNX models with host fallback: supported parts on the simulated NeuronCore, the rest on
+onnxruntime.
+
+    compiled = neuron_core.onnx.compile("model.onnx")
+    print(compiled.report)
+    y, = compiled.run({"input": x})
+    compiled.save("model.neuron.onnx")
+    again = neuron_core.onnx.load("model.neuron.onnx")     # in any process
+
+The saved file is an ONNX model in which every compiled subgraph is one `NeuronOp` node (domain
+`ai.neuron`) carrying its NEFF as bytes; loading parses protobuf and verifies each NEFF, and never
+executes code from the file.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx as _onnx
+from onnx import helper, numpy_helper
+
+from .compiler import compile_graph, parse_compiler_args
+from .errors import BadInputError, FrontendError, NeuronError
+from .frontends.onnx import from_onnx, load_model
+from .partition import PartitionOptions, PartitionReport, Subgraph, partition
+
+log = logging.getLogger("Neuron")
+
+DOMAIN = "ai.neuron"
+NEURON_OP = "NeuronOp"
+FORMAT = "neuron-sim-onnx-1"
+
+
+def _dtype_of(elem_type: int) -> np.dtype:
+    return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+
+
+class CompiledModel:
+    """An ONNX model split between the NeuronCore and onnxruntime. Call `run(feed)`."""
+
+    def __init__(self, proto: _onnx.ModelProto, precision: str | None = None):
+        import onnxruntime as ort
+        from . import runtime
+        self.proto = proto
+        meta = {p.key: p.value for p in proto.metadata_props}
+        if meta.get("neuron.format") != FORMAT:
+            raise NeuronError("this ONNX file was not written by neuron_core.onnx.compile(...).save"
+                              f" (neuron.format is {meta.get('neuron.format')!r}); compile it first")
+        self._report_json = meta.get("neuron.report", "{}")
+        g = proto.graph
+        inits = {t.name: t for t in g.initializer}
+        self.inputs = [(vi.name, tuple(d.dim_value for d in vi.type.tensor_type.shape.dim),
+                        _dtype_of(vi.type.tensor_type.elem_type)) for vi in g.input
+                       if vi.name not in inits]
+        self.output_names = [o.name for o in g.output]
+        types = {vi.name: vi for vi in list(g.value_info) + list(g.input) + list(g.output)}
+        opsets = [o for o in proto.opset_import if o.domain != DOMAIN]
+        self.steps = []
+        run: list = []
+
+        def flush():
+            if run:
+                self.steps.append(("host", _host_session(run, inits, types, opsets, ort), run[:]))
+                run.clear()
+        for node in g.node:
+            if node.domain == DOMAIN and node.op_type == NEURON_OP:
+                flush()
+                neff = helper.get_attribute_value(next(a for a in node.attribute if a.name == "neff"))
+                self.steps.append(("neuron", runtime.load(neff, precision=precision), node))
+            else:
+                run.append(node)
+        flush()
+
+    @property
+    def report(self) -> PartitionReport:
+        """The partition report recorded at compile time: print it, or .to_json(), .to_dot()."""
+        return PartitionReport.from_dict(json.loads(self._report_json))
+
+    def run(self, feed) -> list:
+        """`feed`: one array, a list in declared order, or a name -> array dict. Returns outputs."""
+        names = [n for n, _, _ in self.inputs]
+        if isinstance(feed, np.ndarray):
+            feed = [feed]
+        if not isinstance(feed, dict):
+            feed = list(feed)
+            if len(feed) != len(names):
+                raise BadInputError(f"model takes {len(names)} inputs ({', '.join(names)}), got "
+                                    f"{len(feed)}")
+            feed = dict(zip(names, feed))
+        missing = [n for n in names if n not in feed]
+        unknown = [k for k in feed if k not in names]
+        if missing or unknown:
+            raise BadInputError(f"inputs by name do not match the model: missing {missing}, "
+                                f"unknown {unknown}; the model's inputs are {names}")
+        for name, shape, dtype in self.inputs:
+            arr = feed[name]
+            if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != dtype:
+                got = (f"{arr.dtype.name}{list(arr.shape)}" if isinstance(arr, np.ndarray)
+                       else type(arr).__name__)
+                raise BadInputError(f"input {name!r} must be a {dtype.name}{list(shape)} array, "
+                                    f"got {got}")
+        env = dict(feed)
+        for kind, engine, node in self.steps:
+            if kind == "neuron":
+                outs = engine.run([env[i] for i in node.input])
+                env.update(zip(node.output, outs))
+            else:
+                sess, wanted = engine
+                feeds = {i.name: env[i.name] for i in sess.get_inputs()}
+                env.update(zip(wanted, sess.run(wanted, feeds)))
+        return [env[n] for n in self.output_names]
+
+    def save(self, path) -> None:
+        """Write the compiled model (an ONNX file with embedded NEFFs) to `path`."""
+        path = Path(os.fspath(path))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(self.proto.SerializeToString())
+        os.replace(tmp, path)
+
+    def unload(self) -> None:
+        for kind, engine, _ in self.steps:
+            if kind == "neuron":
+                engine.unload()
+
+
+def _host_session(nodes, inits, types, opsets, ort):
+    """One onnxruntime session for a run of consecutive host nodes."""
+    produced = {o for n in nodes for o in n.output}
+    needed, used_inits = [], []
+    for n in nodes:
+        for i in n.input:
+            if not i or i in produced or i in needed or i in used_inits:
+                continue
+            (used_inits if i in inits else needed).append(i)
+    outputs = [o for n in nodes for o in n.output if o]
+    graph = helper.make_graph(list(nodes), "host", [types[i] for i in needed],
+                              [types.get(o) or _onnx.ValueInfoProto(name=o) for o in outputs],
+                              [inits[i] for i in used_inits])
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = min(model.ir_version, 10)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess, outputs
+
+
+def _value_info(v):
+    return helper.make_tensor_value_info(v.name, helper.np_dtype_to_tensor_dtype(
+        np.dtype(v.type.dtype)), list(v.type.shape))
+
+
+def compile(model, io_config: dict | None = None, *, compiler_args=None,
+            precision: str | None = None, **options) -> CompiledModel:
+    """Partition an ONNX model, compile its supported subgraphs, keep the rest for onnxruntime.
+
+    Args:
+        model: path, bytes or onnx.ModelProto.
+        io_config: {"inputs": {name: [shape, dtype]}, "outputs": [...]} to fix dynamic shapes.
+        compiler_args: neuron-cc options, e.g. ["--fast-math", "fp32-cast-matmult"].
+        precision: "hardware" (default) or "fp32" for the simulated NeuronCore.
+        **options: PartitionOptions fields (minimum_segment_size, no_fuse_ops, force_fuse_ops,
+            subgraph_builder_function, single_fusion_ratio_threshold, fallback, cost_aware).
+
+    Example:
+        >>> compiled = compile("model.onnx", minimum_segment_size=3)   # doctest: +SKIP
+    """
+    proto = load_model(model)
+    try:
+        popts = PartitionOptions(**options)
+    except TypeError as exc:
+        valid = ", ".join(PartitionOptions.__dataclass_fields__)
+        raise NeuronError(f"{exc}; valid options are {valid}") from None
+    copts = parse_compiler_args(compiler_args)
+    graph = from_onnx(proto, io_config)
+    part = partition(graph, popts)
+    inits = {t.name: t for t in proto.graph.initializer}
+    nodes, extra_inits, crossing = [], {}, {}
+    for unit in part.units:
+        if isinstance(unit, Subgraph):
+            compiled = compile_graph(unit.extract(), copts, source=f"subgraph {unit.index}")
+            nodes.append(helper.make_node(
+                NEURON_OP, [v.name for v in unit.inputs], [v.name for v in unit.outputs],
+                name=f"neuron_subgraph_{unit.index}", domain=DOMAIN, neff=compiled.to_bytes()))
+            for v in unit.inputs + unit.outputs:
+                crossing[v.name] = v
+            continue
+        if unit.native is None:
+            raise FrontendError(f"node %{unit.name} ({unit.op_type}) must run on the host but has "
+                                "no ONNX form; report this model")
+        nodes.append(unit.native)
+        for name in unit.native.input:
+            v = graph.values.get(name)
+            if name and name not in inits and v is not None and v.is_const:
+                extra_inits[name] = numpy_helper.from_array(np.asarray(v.const), name)
+            elif v is not None and v.type is not None and not v.is_const:
+                crossing[name] = v
+        for name in unit.native.output:
+            v = graph.values.get(name)
+            if v is not None and v.type is not None:
+                crossing[name] = v
+    used = {i for n in nodes for i in n.input}
+    g = proto.graph
+    inputs = [_value_info(v) for v in graph.inputs]
+    outputs = [_value_info(v) for v in graph.outputs]
+    value_info = [_value_info(v) for name, v in crossing.items()
+                  if v not in graph.inputs and v not in graph.outputs]
+    initializers = [t for t in g.initializer if t.name in used] + list(extra_inits.values())
+    new_graph = helper.make_graph(nodes, g.name or "main", inputs, outputs, initializers,
+                                  value_info=value_info)
+    opsets = [o for o in proto.opset_import if o.domain != DOMAIN]
+    new = helper.make_model(new_graph, opset_imports=opsets + [helper.make_opsetid(DOMAIN, 1)])
+    new.ir_version = proto.ir_version
+    helper.set_model_props(new, {"neuron.format": FORMAT,
+                                 "neuron.report": json.dumps(part.report.to_dict())})
+    return CompiledModel(new, precision)
+
+
+def load(path, precision: str | None = None) -> CompiledModel:
+    """Load a model saved by `CompiledModel.save`, in any process."""
+    return CompiledModel(load_model(path), precision)

@@ -1,0 +1,52 @@
+"""The placement verdict of every node, with its reason.
+
+Kinds: supported, unsupported-op, dtype, dynamic-shape, attribute, user-denied, control-flow,
+non-tensor, too-small, cost-rejected, not-dominant (the last three are given to whole clusters later).
+"""
+from __future__ import annotations
+
+from ..ops import get_op, has_op
+from ..ops.registry import Verdict
+from .options import PartitionOptions
+
+CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
+
+
+def _named(node, names: tuple) -> bool:
+    return node.op_type in names or node.name in names
+
+
+def _dynamic_non_batch(node) -> str | None:
+    for v in list(node.inputs) + list(node.outputs):
+        if v is None or v.type is None:
+            continue
+        if any(isinstance(d, str) for d in v.type.shape[1:]):
+            return (f"%{v.name} has a dynamic non-batch dimension {v.type}; only the batch "
+                    "dimension (0) may vary")
+    return None
+
+
+def node_verdict(node, options: PartitionOptions) -> Verdict:
+    """Why `node` may or may not run on the NeuronCore, user controls included."""
+    if _named(node, options.no_fuse_ops):
+        return Verdict.no("user-denied", f"{node.op_type} %{node.name} is listed in no_fuse_ops")
+    if options.subgraph_builder_function is not None:
+        if not options.subgraph_builder_function(node.native if node.native is not None else node):
+            return Verdict.no("user-denied", f"subgraph_builder_function returned False for "
+                              f"%{node.name}")
+    if node.op_type in CONTROL_FLOW:
+        return Verdict.no("control-flow", f"{node.op_type} is control flow; it runs on the host")
+    if any(v is not None and v.type is None for v in list(node.inputs) + list(node.outputs)):
+        return Verdict.no("non-tensor", f"%{node.name} reads or produces a value that is not a "
+                          "tensor of known type")
+    if not has_op(node.op_type):
+        return Verdict.no("unsupported-op", f"op type {node.op_type!r} has no Neuron lowering")
+    reason = _dynamic_non_batch(node)
+    if reason:
+        return Verdict.no("dynamic-shape", reason)
+    return get_op(node.op_type).check(node)
+
+
+def all_verdicts(graph, options: PartitionOptions) -> dict:
+    """Verdicts keyed by node name, in graph order."""
+    return {node.name: node_verdict(node, options) for node in graph.nodes}
