@@ -1,0 +1,110 @@
+"""ONNX models with unsupported ops at the start, middle and end: NeuronCore + onnxruntime together,
+against onnxruntime alone; save and load in a fresh process."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import neuron_core.onnx as nonnx
+from neuron_core.errors import BadInputError, NeffFormatError, NeuronError
+from neuron_core.models.builders import resnet
+
+
+def _with_unsupported(where: str) -> onnx.ModelProto:
+    """A small ResNet-18 with one Softsign (no Neuron lowering) first, in the middle, or last."""
+    model = resnet(18, image=32, width=8, num_classes=10)
+    relus = [n for n in model.graph.node if n.op_type == "Relu"]
+    if where == "end":
+        out = model.graph.output[0]
+        model.graph.node.append(onnx.helper.make_node("Softsign", [out.name], ["probs"], name="softsign"))
+        out.name = "probs"
+    else:
+        relus[0 if where == "start" else len(relus) // 2].op_type = "Softsign"
+    return model
+
+
+def _reference(model, x):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"input": x})[0]
+
+
+X = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+
+
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_unsupported_op_anywhere_matches_onnxruntime(where):
+    model = _with_unsupported(where)
+    expected = _reference(model, X)
+    exact = nonnx.compile(model, precision="fp32", cost_aware=False)
+    assert "Softsign (1)" in str(exact.report)
+    assert any(kind == "host" for kind, _, _ in exact.steps)
+    np.testing.assert_allclose(exact.run({"input": X})[0], expected, rtol=1e-4,
+                               atol=1e-4 * np.abs(expected).max())
+    approx = nonnx.compile(model, cost_aware=False).run([X])[0]
+    err = np.linalg.norm(approx - expected) / np.linalg.norm(expected)
+    assert 0 < err < 0.1  # BF16 through ~20 layers; a logic error gives O(1)
+
+
+def test_report_of_a_fragmented_model_ranks_the_culprit():
+    model = _with_unsupported("middle")
+    report = nonnx.compile(model, cost_aware=False).report
+    assert report.num_subgraphs == 2
+    assert report.ranking[0]["op_type"] == "Softsign" and report.ranking[0]["fragments_caused"] == 1
+    assert 90 < report.percent_on_neuron < 100
+
+
+def test_fully_supported_model_is_one_neuron_op():
+    compiled = nonnx.compile(resnet(18, image=32, width=8, num_classes=10))
+    assert [k for k, _, _ in compiled.steps] == ["neuron"]
+    assert compiled.report.percent_on_neuron == 100.0
+
+
+def test_save_and_load_in_a_fresh_process(tmp_path):
+    model = _with_unsupported("middle")
+    compiled = nonnx.compile(model, precision="fp32", cost_aware=False)
+    path = tmp_path / "model.neuron.onnx"
+    compiled.save(path)
+    np.save(tmp_path / "x.npy", X)
+    code = ("import numpy as np, neuron_core.onnx as n, sys; "
+            f"m = n.load({str(path)!r}, precision='fp32'); "
+            f"y, = m.run([np.load({str(tmp_path / 'x.npy')!r})]); "
+            f"np.save({str(tmp_path / 'y.npy')!r}, y); print(m.report.num_subgraphs)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2"
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), compiled.run([X])[0])
+
+
+def test_tampered_neff_inside_a_saved_model_is_rejected(tmp_path):
+    compiled = nonnx.compile(resnet(18, image=32, width=8, num_classes=10))
+    proto = compiled.proto
+    attr = next(a for a in proto.graph.node[0].attribute if a.name == "neff")
+    data = bytearray(attr.s)
+    data[len(data) // 3] ^= 0x01
+    attr.s = bytes(data)
+    path = tmp_path / "bad.onnx"
+    onnx.save(proto, path)
+    with pytest.raises(NeffFormatError):
+        nonnx.load(path)
+
+
+def test_plain_onnx_file_is_not_mistaken_for_a_compiled_one(tmp_path):
+    path = tmp_path / "plain.onnx"
+    onnx.save(resnet(18, image=32, width=8, num_classes=10), path)
+    with pytest.raises(NeuronError, match="compile it first"):
+        nonnx.load(path)
+
+
+def test_bad_inputs_and_options():
+    compiled = nonnx.compile(resnet(18, image=32, width=8, num_classes=10))
+    with pytest.raises(BadInputError, match="float32\\[1, 3, 32, 32\\]"):
+        compiled.run([X.astype(np.float64)])
+    with pytest.raises(BadInputError, match="missing \\['input'\\]"):
+        compiled.run({"image": X})
+    with pytest.raises(NeuronError, match="valid options are"):
+        nonnx.compile(resnet(18, image=32, width=8), min_segment=3)
