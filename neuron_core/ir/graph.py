@@ -24,10 +24,14 @@ class TensorType:
 
     shape: tuple
     dtype: str
+    _numel: int = field(default=-1, init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(d if isinstance(d, str) else int(d) for d in self.shape))
+        shape = tuple(d if isinstance(d, str) else int(d) for d in self.shape)
+        object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "dtype", dtypes.canonical(self.dtype))
+        if all(isinstance(d, int) and d >= 0 for d in shape):  # computed once: asked very often
+            object.__setattr__(self, "_numel", math.prod(shape))
 
     @property
     def rank(self) -> int:
@@ -35,13 +39,13 @@ class TensorType:
 
     @property
     def is_static(self) -> bool:
-        return all(isinstance(d, int) and d >= 0 for d in self.shape)
+        return self._numel >= 0
 
     @property
     def numel(self) -> int:
-        if not self.is_static:
+        if self._numel < 0:
             raise IRError(f"tensor type {self} has symbolic dimensions; its size is unknown")
-        return math.prod(self.shape)
+        return self._numel
 
     @property
     def nbytes(self) -> int:

@@ -47,16 +47,19 @@ class Partition:
     host_nodes: list
     report: "object" = None
     units: list = field(default_factory=list)   # execution order: Subgraph or host Node
+    raw_clusters: int = 0          # clusters before the size/cost/dominance filters
 
 
 def _nbytes(v) -> int:
     return v.type.nbytes if v.type is not None and v.type.is_static else 0
 
 
-def boundary(graph: Graph, members: list) -> tuple[list, list]:
-    """(inputs, outputs) of a set of nodes: non-constant values crossing its border, in order."""
+def boundary(graph: Graph, members: list, outs_of_graph: set | None = None) -> tuple[list, list]:
+    """(inputs, outputs) of a set of nodes: non-constant values crossing its border, in order.
+    `outs_of_graph` (ids of the graph outputs) may be passed in when called for many clusters."""
     inside = {id(n) for n in members}
-    outs_of_graph = {id(v) for v in graph.outputs}
+    if outs_of_graph is None:
+        outs_of_graph = {id(v) for v in graph.outputs}
     inputs, outputs, seen_in, seen_out = [], [], set(), set()
     for node in members:
         for v in node.inputs:
@@ -110,8 +113,9 @@ def partition(graph: Graph, options: PartitionOptions | None = None) -> Partitio
     supported = [verdicts[n.name].supported for n in nodes]
     clusters = [[nodes[i] for i in c] for c in cluster_indices(nodes, supported)]
     subs = []
+    graph_outputs = {id(v) for v in graph.outputs}
     for members in clusters:
-        ins, outs = boundary(graph, members)
+        ins, outs = boundary(graph, members, graph_outputs)
         sub = Subgraph(0, members, ins, outs)
         sub.transfer_bytes = sum(_nbytes(v) for v in ins + outs)
         sub.gain_s = estimate_gain(sub, options.costs)
@@ -121,7 +125,7 @@ def partition(graph: Graph, options: PartitionOptions | None = None) -> Partitio
         sub.index = i
     on_neuron = {id(n) for s in kept for n in s.nodes}
     host = [n for n in nodes if id(n) not in on_neuron]
-    part = Partition(graph, verdicts, kept, host)
+    part = Partition(graph, verdicts, kept, host, raw_clusters=len(clusters))
     part.units = _units(graph, kept, host)
     part.report = PartitionReport.build(part, options)
     for line in str(part.report).splitlines():

@@ -23,10 +23,12 @@ def _io(v) -> dict:
             "dtype": t.dtype if t else None, "bytes": t.nbytes if t and t.is_static else 0}
 
 
-def fragment_ranking(graph, supported: list) -> list:
-    """For each unsupported op type: how many fewer raw clusters there would be if it ran on Neuron."""
+def fragment_ranking(graph, supported: list, base: int | None = None) -> list:
+    """For each unsupported op type: how many fewer raw clusters there would be if it ran on Neuron.
+    `base` is the number of clusters of `supported` itself, when already known."""
     nodes = graph.nodes
-    base = len(cluster_indices(nodes, supported))
+    if base is None:
+        base = len(cluster_indices(nodes, supported))
     ranking = []
     for op_type in sorted({n.op_type for n, s in zip(nodes, supported) if not s}):
         flipped = [s or n.op_type == op_type for n, s in zip(nodes, supported)]
@@ -84,7 +86,8 @@ class PartitionReport:
                    compiled_ops=dict(Counter(n.op_type for s in part.subgraphs
                                              for n in s.nodes).most_common()),
                    subgraphs=subgraphs,
-                   ranking=fragment_ranking(graph, [inherent[n.name] for n in nodes]),
+                   ranking=fragment_ranking(graph, [inherent[n.name] for n in nodes],
+                                            part.raw_clusters),
                    nodes=rows, edges=edges)
 
     def to_dict(self) -> dict:
