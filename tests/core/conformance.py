@@ -45,9 +45,12 @@ def applicable_cases() -> dict:
 
 
 def run_case(case, precision: str = "fp32"):
-    """Compile the case's model (integer inputs become constants: on the NeuronCore they are shape
-    parameters fixed at compile time) and run every data set. Yields (actual, expected) pairs."""
+    """Compile the case's model (integer inputs and shape-parameter inputs such as Resize scales
+    become constants: on the NeuronCore they are fixed at compile time) and run every data set. Yields (actual, expected) pairs."""
     model = case.model
+    from neuron_core.ops import get_op
+    shape_params = {name for n in model.graph.node for i, name in enumerate(n.input)
+                    if i in get_op(n.op_type).static_inputs}
     for inputs, expected in case.data_sets:
         names = [vi.name for vi in model.graph.input
                  if vi.name not in {i.name for i in model.graph.initializer}]
@@ -60,7 +63,7 @@ def run_case(case, precision: str = "fp32"):
             value = feeds.get(vi.name)
             if value is None:
                 keep.append(vi)
-            elif np.asarray(value).dtype.kind == "f":
+            elif np.asarray(value).dtype.kind == "f" and vi.name not in shape_params:
                 float_feed[vi.name] = np.asarray(value)
                 keep.append(vi)
             else:
