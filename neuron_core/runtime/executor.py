@@ -7,6 +7,8 @@ precision="fp32" mode every rounding and cast is skipped, to separate precision 
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .. import dtypes
@@ -79,13 +81,19 @@ class Executor:
         self.steps = [(_kernel(i, rounding), i.inputs, i.outputs, i.free, i.op == "_cast")
                       for i in program.instrs]
 
-    def run(self, inputs: list) -> list:
+    def run(self, inputs: list, timings: list | None = None) -> list:
+        """Run the program; with a `timings` list, append (instruction, start, end) perf_counter
+        seconds of every instruction (for profiles)."""
         env = list(self.env_template)
         for bid, arr in zip(self.program.inputs, inputs):
             env[bid] = arr
-        for kernel, ins, outs, free, is_cast in self.steps:
+        clock = time.perf_counter if timings is not None else None
+        for j, (kernel, ins, outs, free, is_cast) in enumerate(self.steps):
+            started = clock() if clock else 0.0
             args = [None if i is None else env[i] for i in ins]
             results = kernel(args) if is_cast else kernel(args, env)
+            if clock:
+                timings.append((j, started, clock()))
             for b, r in zip(outs, results):
                 env[b] = r
             for b in free:

@@ -2,6 +2,12 @@
 
     model = neuron_core.runtime.load("model.neff")
     outputs = model.run({"x": x})
+    print(model.estimate().format())      # latency / throughput on each Inf1 size
+
+Every execution also yields the timing model's cycles and per-engine timeline (`model.timeline()`,
+`model.last_cycles`); `NEURON_PROFILE=DIR` writes each execution's trace there (see
+`runtime.profile`), and the process publishes its loaded models and counters for neuron-ls /
+neuron-top / neuron-monitor (see `runtime.state`).
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from ..compiler.program import Program
 from ..errors import BadInputError, NeffFormatError, NeuronError
 from .device import get_device_manager
 from .executor import PRECISIONS, Executor
+from .state import process_state
 
 log = logging.getLogger("Neuron")
 
@@ -33,7 +40,12 @@ class Model:
             raise NeffFormatError(f"NEFF program section is malformed: {exc}") from None
         self.inputs = [(d["name"], tuple(d["shape"]), d["dtype"]) for d in self.metadata["inputs"]]
         self.outputs = [(d["name"], tuple(d["shape"]), d["dtype"]) for d in self.metadata["outputs"]]
+        self.name = str(self.metadata.get("source") or (neff.path and os.path.basename(neff.path))
+                        or self.metadata.get("graph") or "model")
         owner = f"pid {os.getpid()}: {self.metadata.get('source') or neff.path or 'model'}"
+        self._timelines: dict = {}
+        self.last_cycles: int | None = None
+        self._runs = 0
         self.allocation = get_device_manager().allocate(
             int(self.program.memory.get("total_bytes", 0)), owner=owner, core=core)
         try:
@@ -42,6 +54,7 @@ class Model:
             get_device_manager().free(self.allocation)
             raise
         self.loaded = True
+        process_state().model_loaded(self)
 
     @property
     def core(self) -> int:
@@ -81,11 +94,23 @@ class Model:
         Returns the outputs as a list of numpy arrays in declared order."""
         if not self.loaded:
             raise NeuronError("model was unloaded; load the NEFF again to run it")
-        args = self._check_inputs(inputs)
         started = time.perf_counter()
-        outs = self._executor.run(args)
-        log.debug("executed %s in %.2f ms", self.metadata.get("source"),
-                  1e3 * (time.perf_counter() - started))
+        profile_dir = os.environ.get("NEURON_PROFILE")
+        steps: list | None = [] if profile_dir else None
+        try:
+            args = self._check_inputs(inputs)
+            outs = self._executor.run(args, steps)
+        except BaseException:
+            process_state().record_run(self, time.perf_counter() - started, ok=False)
+            raise
+        timeline = self.timeline()
+        self.last_cycles = timeline.cycles
+        wall = time.perf_counter() - started
+        log.debug("executed %s in %.2f ms (%d simulated cycles)", self.name, 1e3 * wall,
+                  timeline.cycles)
+        process_state().record_run(self, wall, ok=True, device_ms=1e3 * timeline.device_s)
+        if profile_dir:
+            self._write_profile(profile_dir, timeline, steps)
         result = []
         for arr, (_, _, dtype) in zip(outs, self.outputs):
             want = dtypes.to_numpy(dtype)
@@ -101,6 +126,48 @@ class Model:
             get_device_manager().free(self.allocation)
             self.loaded = False
             self._executor = None
+            process_state().model_unloaded(self)
+
+    def timeline(self, active_cores: int | None = None):
+        """The timing model's per-engine timeline of one execution (cached; a pure function of
+        the program). `active_cores`: cores of this chip streaming from DRAM at once, by default
+        those holding models in this process."""
+        if active_cores is None:
+            manager = get_device_manager()
+            chip = manager.cores[self.core].chip
+            active_cores = max(1, sum(1 for c, u in manager.usage().items()
+                                      if u.used and manager.cores[c].chip == chip))
+        if active_cores not in self._timelines:
+            from .timing import simulate
+            self._timelines[active_cores] = simulate(self.program, active_cores=active_cores)
+        return self._timelines[active_cores]
+
+    def estimate(self, instance: str | None = None, cores: int | None = None,
+                 batch_size: int | None = None, host_ms: float = 0.0, inflight: int = 1):
+        """Latency P50 and throughput on Inf1 sizes (all, or `instance`), from the timing model.
+
+        `host_ms` adds host time per request (e.g. host-fallback ops); see `runtime.estimate`.
+
+        Example:
+            >>> est = model.estimate("inf1.xlarge")                       # doctest: +SKIP
+            >>> est.instances["inf1.xlarge"].throughput_per_s             # doctest: +SKIP
+        """
+        from .estimate import estimate_program
+        return estimate_program(self.program, self.metadata, instance=instance, cores=cores,
+                                batch_size=batch_size, host_ms=host_ms, inflight=inflight,
+                                name=self.name)
+
+    def _write_profile(self, directory: str, timeline, steps: list) -> None:
+        from .profile import build_trace, write_profile
+        trace = build_trace(self.program, timeline, model=self.name, core=self.core,
+                            wall_steps=steps)
+        try:
+            path = write_profile(directory, trace, self.name, self._runs)
+        except OSError as exc:
+            raise NeuronError(f"NEURON_PROFILE={directory!r}: cannot write the profile: {exc}; "
+                              "point it at a writable directory or unset it") from None
+        self._runs += 1
+        log.debug("profile written to %s", path)
 
     def __enter__(self):
         return self

@@ -3,6 +3,7 @@
     neuron-cc compile model.onnx --framework ONNX --io-config '{"inputs": {"x": [[1,3,224,224], "float32"]}}'
     neuron-cc list-operators --framework ONNX
     neuron-cc info model.neff
+    neuron-cc estimate model.neff [--instance inf1.xlarge] [--batch-size N] [--cores N] [--json]
 """
 from __future__ import annotations
 
@@ -90,7 +91,27 @@ def cmd_compile(args) -> int:
           f"(weights {mem['weights_bytes'] / 2**20:.1f} MiB, scratch peak "
           f"{mem['scratch_peak_bytes'] / 2**20:.1f} MiB)")
     print(f"NEFF written to {out} ({size / 2**20:.2f} MiB)")
+    print(estimate_summary(compiled.program, meta, out))
     return 0
+
+
+def estimate_summary(program, metadata: dict, path) -> str:
+    """Two lines for the end of a compile: one replica's latency and throughput, and one instance's."""
+    from ..hw import INF1, INF1_INSTANCES
+    from ..runtime.estimate import estimate_program
+    pipeline = int(metadata["options"].get("neuroncore_pipeline_cores", 1))
+    fits = [n for n, chips in INF1_INSTANCES.items() if chips * INF1.cores_per_chip >= pipeline]
+    if not fits:
+        return (f"Estimate: a pipeline over {pipeline} NeuronCores fits no Inf1 instance "
+                f"(at most {max(INF1_INSTANCES.values()) * INF1.cores_per_chip} cores)")
+    inst = fits[0]
+    one = estimate_program(program, metadata, instance=inst, cores=pipeline).instances[inst]
+    full = estimate_program(program, metadata, instance=inst).instances[inst]
+    where = f"{pipeline} NeuronCores (pipeline)" if pipeline > 1 else "1 NeuronCore"
+    return (f"Estimated on Inf1 (timing model, batch {one.batch_size}): P50 "
+            f"{one.latency_ms_p50:.2f} ms, {one.throughput_per_s:.1f}/s on {where}; {inst} "
+            f"({full.cores} cores): {full.throughput_per_s:.1f}/s, P50 {full.latency_ms_p50:.2f} ms"
+            f"\n  every instance size: neuron-cc estimate {path}")
 
 
 def cmd_list_operators(args) -> int:
@@ -104,6 +125,39 @@ def cmd_info(args) -> int:
     from ..neff import format_info, read_neff
     print(format_info(read_neff(args.neff)))
     return 0
+
+
+def cmd_estimate(args) -> int:
+    from ..compiler.program import Program
+    from ..errors import NeffFormatError
+    from ..neff import read_neff
+    from ..runtime.estimate import estimate_program
+    neff = read_neff(args.neff)
+    try:
+        program = Program.from_json(neff.program)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NeffFormatError(f"NEFF program section of {args.neff!r} is malformed: {exc}") from None
+    est = estimate_program(program, neff.metadata, instance=args.instance, cores=args.cores,
+                           batch_size=args.batch_size, host_ms=args.host_ms,
+                           inflight=args.inflight, name=Path(args.neff).name)
+    print(json.dumps(est.to_json(), indent=2) if args.json else est.format())
+    return 0
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+    return int(value)
+
+
+def _milliseconds(value: str) -> float:
+    try:
+        ms = float(value)
+    except ValueError:
+        ms = -1.0
+    if not ms >= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of milliseconds >= 0")
+    return ms
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +181,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="print a NEFF's header and metadata")
     p.add_argument("neff")
     p.set_defaults(fn=cmd_info)
+    from ..hw import INF1_INSTANCES
+    p = sub.add_parser("estimate", help="estimate latency (P50) and throughput on Inf1 sizes",
+                       description="Latency and throughput of a NEFF on Inf1 instance sizes, from "
+                       "the timing model of the simulated NeuronCore (nothing is run). A batch "
+                       "size other than the compiled batch runs as back-to-back executions.")
+    p.add_argument("neff")
+    p.add_argument("--instance", choices=list(INF1_INSTANCES), help="one size (default: all)")
+    p.add_argument("--batch-size", type=_positive, metavar="N",
+                   help="samples per request (default: the compiled batch)")
+    p.add_argument("--cores", type=_positive, metavar="N",
+                   help="NeuronCores used on each instance (default: all)")
+    p.add_argument("--inflight", type=_positive, default=1, metavar="N",
+                   help="requests outstanding per replica (default 1)")
+    p.add_argument("--host-ms", type=_milliseconds, default=0.0, metavar="MS",
+                   help="host time per request, e.g. host-fallback ops (default 0)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(fn=cmd_estimate)
     return parser
 
 

@@ -1,0 +1,233 @@
+"""What the runtime of each process publishes for neuron-ls / neuron-top / neuron-monitor.
+
+Every process with a loaded model keeps one JSON file, `<state dir>/<pid>.json`, where the state dir
+is $NEURON_SIM_STATE_DIR or `<tmp>/neuron-sim-<uid>/`. It is written atomically (temporary file +
+rename) on load and unload and after executions, at most every `PUBLISH_INTERVAL_S` (a timer catches
+up after a burst), and removed when the process unloads its last model or exits. Readers ignore (and
+delete) files of processes that are gone, checking the pid and its start time.
+
+Counters are cumulative (executions, errors, busy seconds per core); readers take differences over
+their own period. `latencies` holds the most recent executions as [unix time, wall ms].
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections import deque
+from pathlib import Path
+
+log = logging.getLogger("Neuron")
+
+ENV_STATE_DIR = "NEURON_SIM_STATE_DIR"
+PUBLISH_INTERVAL_S = 0.5
+MAX_LATENCIES = 512
+FORMAT = 1
+
+
+def state_dir() -> Path:
+    """$NEURON_SIM_STATE_DIR, else a per-user directory in the temp dir."""
+    env = os.environ.get(ENV_STATE_DIR)
+    return Path(env) if env else Path(tempfile.gettempdir()) / f"neuron-sim-{os.getuid()}"
+
+
+def _start_time(pid: int) -> str | None:
+    """The process start time (clock ticks since boot, /proc/<pid>/stat field 22), if known."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def pid_alive(pid: int, start_time: str | None = None) -> bool:
+    """Whether process `pid` runs, and is the same process that started at `start_time`."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    except OSError:
+        return False
+    return start_time is None or _start_time(pid) in (None, start_time)
+
+
+class ProcessState:
+    """This process's loaded models and counters, published to its state file."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.started = _start_time(self.pid)
+        self._lock = threading.Lock()
+        self._models: dict = {}
+        self._cores: dict = {}
+        self._latencies: deque = deque(maxlen=MAX_LATENCIES)
+        self._total = self._errors = 0
+        self._last = 0.0
+        self._timer: threading.Timer | None = None
+        self._path: Path | None = None
+
+    # -- events from the runtime ---------------------------------------------------------------
+    def model_loaded(self, model) -> None:
+        with self._lock:
+            self._models[id(model)] = {
+                "ref": weakref.ref(model), "name": model.name, "core": model.core,
+                "memory_bytes": model.allocation.nbytes, "loaded_at": time.time(),
+                "executions": 0, "errors": 0, "device_latency_ms": None}
+        self.publish(force=True)
+
+    def model_unloaded(self, model) -> None:
+        with self._lock:
+            self._models.pop(id(model), None)
+            self._purge()
+            empty = not self._models
+        if empty:
+            self.remove()
+        else:
+            self.publish(force=True)
+
+    def _purge(self) -> None:
+        """Forget models garbage-collected without unload() (call with the lock held)."""
+        for key in [k for k, m in self._models.items() if m["ref"]() is None]:
+            del self._models[key]
+
+    def record_run(self, model, wall_s: float, ok: bool, device_ms: float | None = None) -> None:
+        now = time.time()
+        with self._lock:
+            entry = self._models.get(id(model))
+            core = self._cores.setdefault(model.core, {"busy_s": 0.0, "executions": 0,
+                                                       "errors": 0, "device_busy_s": 0.0})
+            core["busy_s"] += wall_s
+            core["executions"] += 1
+            self._total += 1
+            if entry is not None:
+                entry["executions"] += 1
+                if device_ms is not None:
+                    entry["device_latency_ms"] = round(device_ms, 4)
+                    core["device_busy_s"] += device_ms / 1e3
+            if ok:
+                self._latencies.append([round(now, 4), round(1e3 * wall_s, 4)])
+            else:
+                core["errors"] += 1
+                self._errors += 1
+                if entry is not None:
+                    entry["errors"] += 1
+        self.publish()
+
+    # -- publishing ---------------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        from .device import get_device_manager
+        manager = get_device_manager()
+        usage = manager.usage()
+        with self._lock:
+            self._purge()
+            models = [{k: v for k, v in m.items() if k != "ref"} for m in self._models.values()]
+            cores = {}
+            for c in sorted({m["core"] for m in models} | set(self._cores)):
+                counters = self._cores.get(c, {"busy_s": 0.0, "executions": 0, "errors": 0,
+                                               "device_busy_s": 0.0})
+                cores[str(c)] = {**{k: round(v, 6) for k, v in counters.items()},
+                                 "memory_used": usage[c].used if c in usage else 0,
+                                 "memory_total": manager.cores[c].memory_bytes
+                                 if c < len(manager.cores) else 0,
+                                 "models": [m["name"] for m in models if m["core"] == c]}
+            return {"format": FORMAT, "pid": self.pid, "start_time": self.started,
+                    "command": " ".join([os.path.basename(sys.argv[0] or "python")] +
+                                        sys.argv[1:])[:200],
+                    "updated": time.time(), "num_chips": len(manager.devices),
+                    "cores_per_chip": len(manager.devices[0].cores),
+                    "visible_cores": list(manager.visible_cores), "models": models,
+                    "cores": cores, "executions": {"total": self._total, "errors": self._errors},
+                    "latencies": list(self._latencies)}
+
+    def publish(self, force: bool = False) -> None:
+        """Write the state file now (`force`) or when PUBLISH_INTERVAL_S has passed since the last
+        write; a skipped write is made up by a timer."""
+        now = time.monotonic()
+        with self._lock:
+            if not self._models:
+                return
+            wait = self._last + PUBLISH_INTERVAL_S - now
+            if not force and wait > 0:
+                if self._timer is None:
+                    self._timer = threading.Timer(wait, self._deferred)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+            self._last = now
+        self._write(self.snapshot())
+
+    def _deferred(self) -> None:
+        with self._lock:
+            self._timer = None
+        self.publish(force=True)
+
+    def _write(self, data: dict) -> None:
+        directory, tmp = state_dir(), None
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.pid}.", suffix=".tmp", dir=directory)
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f)
+            path = directory / f"{self.pid}.json"
+            os.replace(tmp, path)
+            self._path = path
+        except OSError as exc:  # monitoring must never break a run
+            log.debug("cannot publish runtime state to %s: %s", directory, exc)
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+    def remove(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            path, self._path = self._path, None
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+_state: ProcessState | None = None
+_state_lock = threading.Lock()
+
+
+def process_state() -> ProcessState:
+    """The state of this process (created on first use; its file is removed at exit)."""
+    global _state
+    with _state_lock:
+        if _state is None or _state.pid != os.getpid():  # a forked child starts afresh
+            _state = ProcessState()
+            atexit.register(_state.remove)
+        return _state
+
+
+def read_states(directory: Path | None = None) -> list:
+    """The published states of the live processes, by pid; stale files are deleted."""
+    directory = directory or state_dir()
+    states = []
+    try:
+        paths = sorted(directory.glob("*.json"))
+    except OSError:
+        return []
+    for path in paths:
+        try:
+            data = json.loads(path.read_text())
+            pid = int(data["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being replaced, or not ours
+        if not pid_alive(pid, data.get("start_time")):
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
+        states.append(data)
+    return sorted(states, key=lambda s: s["pid"])

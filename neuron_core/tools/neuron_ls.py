@@ -1,0 +1,105 @@
+"""neuron-ls: the simulated Neuron devices, their cores and memory, and the processes using them.
+
+    neuron-ls            # one table of devices, one of NeuronCores
+    neuron-ls --json
+
+The machine has $NEURON_SIM_NUM_CHIPS chips (default 1) of 4 NeuronCores with 2 GiB of device
+memory each; processes publish what they hold through $NEURON_SIM_STATE_DIR (neuron_core.runtime.state).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import NeuronError
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
+
+
+def _span(cores: list) -> str:
+    cores = sorted(cores)
+    if len(cores) > 2 and cores == list(range(cores[0], cores[-1] + 1)):
+        return f"nc{cores[0]}-{cores[-1]}"
+    return ",".join(f"nc{c}" for c in cores) or "-"
+
+
+def inventory(states: list) -> dict:
+    """Devices and cores with the memory and processes on each (what neuron-ls prints)."""
+    from ..runtime.device import CORE_MEMORY_BYTES, CORES_PER_CHIP
+    from .neuron_monitor import machine_chips
+    chips = machine_chips(states)
+    cores = [{"core": c, "device": c // CORES_PER_CHIP, "memory_used": 0,
+              "memory_total": CORE_MEMORY_BYTES, "processes": [], "models": []}
+             for c in range(chips * CORES_PER_CHIP)]
+    processes = []
+    for s in states:
+        held = []
+        for key, c in s.get("cores", {}).items():
+            core = int(key)
+            if core >= len(cores) or not (c.get("memory_used") or c.get("models")):
+                continue
+            held.append(core)
+            cores[core]["memory_used"] += c.get("memory_used", 0)
+            cores[core]["processes"].append(s["pid"])
+            cores[core]["models"] += c.get("models", [])
+        processes.append({"pid": s["pid"], "command": s.get("command", ""), "cores": sorted(held),
+                          "visible_cores": s.get("visible_cores", []),
+                          "models": [m["name"] for m in s.get("models", [])]})
+    devices = []
+    for d in range(chips):
+        mine = cores[d * CORES_PER_CHIP:(d + 1) * CORES_PER_CHIP]
+        devices.append({"device": d, "cores": len(mine),
+                        "memory_used": sum(c["memory_used"] for c in mine),
+                        "memory_total": sum(c["memory_total"] for c in mine),
+                        "processes": sorted({p for c in mine for p in c["processes"]})})
+    return {"devices": devices, "neuroncores": cores, "processes": processes}
+
+
+def _table(header: list, rows: list) -> list:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    fmt = "| " + " | ".join(f"{{:{w}}}" for w in widths) + " |"
+    return [line, fmt.format(*header), line] + [fmt.format(*map(str, r)) for r in rows] + [line]
+
+
+def format_inventory(inv: dict) -> str:
+    procs = {p["pid"]: p for p in inv["processes"]}
+
+    def who(pids):
+        return "; ".join(f"{p}: {_span([c for c in procs[p]['cores']])} {procs[p]['command']}"
+                         for p in pids) or "-"
+    lines = _table(["NEURON DEVICE", "NEURON CORES", "NEURON MEMORY (used / total)",
+                    "PROCESSES (pid: cores command)"],
+                   [[d["device"], d["cores"], f"{_mib(d['memory_used'])} / {_mib(d['memory_total'])}",
+                     who(d["processes"])] for d in inv["devices"]])
+    lines += _table(["NEURON CORE", "DEVICE", "MEMORY (used / total)", "PID", "MODELS"],
+                    [[f"nc{c['core']}", c["device"],
+                      f"{_mib(c['memory_used'])} / {_mib(c['memory_total'])}",
+                      ",".join(map(str, c["processes"])) or "-", ", ".join(c["models"]) or "-"]
+                     for c in inv["neuroncores"]])
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="neuron-ls", description="List the simulated Neuron "
+                                     "devices, their NeuronCores and memory, and the processes "
+                                     "holding them.")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    args = parser.parse_args(argv)
+    from ..runtime.state import read_states
+    try:
+        inv = inventory(read_states())
+        print(json.dumps(inv, indent=2) if args.json else format_inventory(inv))
+    except NeuronError as exc:
+        print(f"neuron-ls: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
