@@ -44,6 +44,7 @@ def generated(n: int, seed: int = 0, unsupported: float = 0.05) -> Graph:
 
 
 def bench_sizes() -> None:
+    partition(generated(50), PartitionOptions(cost_aware=False))  # warm-up: op registry import
     print(f"{'nodes':>7s} {'partition s':>11s} {'us/node':>8s} {'subgraphs':>9s}")
     for n in (1_000, 10_000, 50_000):
         g = generated(n)
