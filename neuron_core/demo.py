@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import onnx as neuron_onnx
 from . import runtime
 from .neff import read_neff
 from .tools import neuron_cc
@@ -54,11 +55,9 @@ def main(argv=None) -> int:
             return rc
         neff = read_neff(neff_path)
         meta = neff.metadata
-        total = sum(meta["op_counts"].values())
-        print(f"\n{total} of {total} operators run on the NeuronCore (100%); none fell back to the "
-              "host. Compiled operators (and counts):")
-        print("  " + ", ".join(f"{op} {n}" for op, n in meta["op_counts"].items()))
-        print("What runs where:")
+        print("\nPartition report (what runs on the NeuronCore, what on the host, and why):")
+        print("  " + str(neuron_onnx.compile(args.model).report).replace("\n", "\n  "))
+        print("What runs where on the NeuronCore (instructions per engine, after BN folding):")
         print(_where(neff))
 
         spec = meta["inputs"][0]
