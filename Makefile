@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= test
+EXTRAS ?= all,test
 
 .PHONY: demo test bench setup clean
 setup: $(STAMP)

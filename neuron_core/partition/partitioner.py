@@ -97,8 +97,10 @@ def estimate_gain(sub: Subgraph, costs: TransferCosts) -> float:
     return saved - transfer
 
 
-def partition(graph: Graph, options: PartitionOptions | None = None) -> Partition:
-    """Place every node; raise UnsupportedOpError listing all misfits when fallback=False."""
+def partition(graph: Graph, options: PartitionOptions | None = None, *,
+              log_report: bool = True) -> Partition:
+    """Place every node; raise UnsupportedOpError listing all misfits when fallback=False.
+    The report goes to the `Neuron` logger at INFO unless `log_report` is False."""
     from .report import PartitionReport
     options = options or PartitionOptions()
     verdicts = all_verdicts(graph, options)
@@ -128,8 +130,9 @@ def partition(graph: Graph, options: PartitionOptions | None = None) -> Partitio
     part = Partition(graph, verdicts, kept, host, raw_clusters=len(clusters))
     part.units = _units(graph, kept, host)
     part.report = PartitionReport.build(part, options)
-    for line in str(part.report).splitlines():
-        log.info(line)
+    if log_report:
+        for line in str(part.report).splitlines():
+            log.info(line)
     return part
 
 

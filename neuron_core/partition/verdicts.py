@@ -40,7 +40,8 @@ def node_verdict(node, options: PartitionOptions) -> Verdict:
         return Verdict.no("non-tensor", f"%{node.name} reads or produces a value that is not a "
                           "tensor of known type")
     if not has_op(node.op_type):
-        return Verdict.no("unsupported-op", f"op type {node.op_type!r} has no Neuron lowering")
+        return Verdict.no("unsupported-op", node.attrs.get("reason")
+                          or f"op type {node.op_type!r} has no Neuron lowering")
     reason = _dynamic_non_batch(node)
     if reason:
         return Verdict.no("dynamic-shape", reason)

@@ -1,0 +1,24 @@
+"""What the framework plugins share: a conversion table and converter (native graph -> core IR),
+the compile plan (partition, compile each subgraph, keep native values' names), the NEFF runner
+the plugins' custom ops call, and the analysis every plugin's `analyze_model` returns.
+
+    table = ConversionTable("PyTorch")
+
+    @table.register("aten.relu.default")
+    def _relu(cv, node, x):
+        return cv.op("Relu", [x])
+
+    cv = Converter(table)
+    ...                                   # add inputs, constants, convert each native node
+    plan = compile_plan(cv, compiler_args=["--fast-math", "none"], minimum_segment_size=2)
+    for call in plan.calls: ...           # each compiled subgraph: NEFF bytes, native keys in/out
+
+No framework is imported here; the plugins bring theirs.
+"""
+from .analyze import analyze
+from .convert import ConversionTable, Converter, Unsupported
+from .plan import NeuronCall, Plan, compile_plan
+from .runner import neff_key, run_neff
+
+__all__ = ["ConversionTable", "Converter", "Unsupported", "NeuronCall", "Plan", "compile_plan",
+           "run_neff", "neff_key", "analyze"]

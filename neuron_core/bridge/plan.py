@@ -1,0 +1,166 @@
+"""The compile plan a plugin turns into its framework's graph: which native values feed each compiled
+subgraph, which it produces, and the NEFF that computes them. Everything else stays native.
+
+A native op converted into several core nodes is placed as one piece: if the partitioner splits its
+nodes between the host and Neuron (or two subgraphs), they are all kept on the host and the graph is
+partitioned again, so every subgraph boundary is a native value the host framework can hold.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..compiler import compile_graph, parse_compiler_args
+from ..errors import NeuronError
+from ..ir import format_graph
+from ..partition import PartitionOptions, PartitionReport, partition
+from .convert import Converter
+
+log = logging.getLogger("Neuron")
+
+#: plugin keyword -> PartitionOptions field (the plugins' names follow the Neuron SDK's)
+PARTITION_KEYS = ("minimum_segment_size", "no_fuse_ops", "force_fuse_ops",
+                  "subgraph_builder_function", "single_fusion_ratio_threshold", "fallback",
+                  "cost_aware")
+
+
+@dataclass
+class NeuronCall:
+    """One compiled subgraph: native keys in and out (in order) and its NEFF."""
+
+    index: int
+    neff: bytes
+    input_keys: list
+    output_keys: list
+    inputs: list           # [(name, shape, dtype)] as compiled
+    outputs: list
+    ops: dict = field(default_factory=dict)   # core op type -> count
+
+    def config(self) -> dict:
+        """JSON-able description the plugins store next to the NEFF in their native node."""
+        return {"index": self.index, "inputs": [list(map(_jsonable, i)) for i in self.inputs],
+                "outputs": [list(map(_jsonable, o)) for o in self.outputs]}
+
+
+@dataclass
+class Plan:
+    calls: list
+    report: PartitionReport
+    graph: object
+    compile_seconds: float = 0.0
+
+    @property
+    def on_neuron_ratio(self) -> float:
+        return self.report.on_neuron / self.report.total if self.report.total else 0.0
+
+
+def _jsonable(x):
+    return list(x) if isinstance(x, tuple) else x
+
+
+def _expand_names(cv: Converter, names) -> tuple:
+    """Native node names or native op types -> the core node names that carry them."""
+    if not names:
+        return ()
+    wanted = {names} if isinstance(names, str) else set(names)
+    found, hit = [], set()
+    for node in cv.graph.nodes:
+        nname, nop = cv.native_names.get(id(node), (node.name, node.op_type))
+        for w in (nname, nop, node.name, node.op_type):
+            if w in wanted:
+                found.append(node.name)
+                hit.add(w)
+    missing = sorted(wanted - hit)
+    if missing:
+        log.warning("no_fuse_ops/force_fuse_ops name %s, which match no operation of the model",
+                    missing)
+    return tuple(found)
+
+
+def _split_natives(part) -> list:
+    """Core node names of native ops whose nodes ended up in different places."""
+    where = defaultdict(set)
+    members = defaultdict(list)
+    sub_of = {id(n): s.index for s in part.subgraphs for n in s.nodes}
+    for node in part.graph.nodes:
+        if node.native is None:
+            continue
+        where[id(node.native)].add(sub_of.get(id(node), -1))
+        members[id(node.native)].append(node.name)
+    return [name for k, places in where.items() if len(places) > 1 for name in members[k]]
+
+
+def compile_plan(cv: Converter, *, compiler_args=None, workdir=None, framework: str | None = None,
+                 **options) -> Plan:
+    """Partition the converted graph, compile each subgraph, and map it back to native keys.
+
+    Args:
+        cv: a Converter whose graph is complete (inputs, nodes, outputs set).
+        compiler_args: neuron-cc options (list or string); unknown ones are rejected with the list.
+        workdir: if given, each subgraph's IR, NEFF and log, and the report, are written there.
+        **options: minimum_segment_size, no_fuse_ops, force_fuse_ops (native names or op types),
+            subgraph_builder_function (called with the native node), single_fusion_ratio_threshold,
+            fallback, cost_aware.
+    """
+    unknown = sorted(set(options) - set(PARTITION_KEYS))
+    if unknown:
+        raise NeuronError(f"unknown option(s) {unknown}; valid options are "
+                          f"{', '.join(PARTITION_KEYS)}")
+    started = time.perf_counter()
+    copts = parse_compiler_args(compiler_args)
+    framework = framework or cv.table.framework
+    graph = cv.finish()
+    options = dict(options)
+    options["no_fuse_ops"] = _expand_names(cv, options.get("no_fuse_ops"))
+    options["force_fuse_ops"] = _expand_names(cv, options.get("force_fuse_ops"))
+    popts = PartitionOptions(**options)
+    part = partition(graph, popts, log_report=False)
+    for _ in range(8):
+        split = _split_natives(part)
+        if not split:
+            break
+        popts.no_fuse_ops = tuple(popts.no_fuse_ops) + tuple(split)
+        part = partition(graph, popts, log_report=False)
+    for line in str(part.report).splitlines():
+        log.info(line)
+    calls = []
+    for sub in part.subgraphs:
+        sg = sub.extract()
+        compiled = compile_graph(sg, copts, framework=framework,
+                                 source=f"{framework} subgraph {sub.index}")
+        neff = compiled.to_bytes()
+        call = NeuronCall(
+            sub.index, neff, [cv.origin[id(v)] for v in sub.inputs],
+            [cv.origin[id(v)] for v in sub.outputs],
+            [(v.name, tuple(v.type.shape), v.type.dtype) for v in sg.inputs],
+            [(v.name, tuple(v.type.shape), v.type.dtype) for v in sg.outputs],
+            dict(compiled.metadata.get("op_counts", {})))
+        calls.append(call)
+        if workdir:
+            _dump(Path(workdir), sub.index, sg, neff, call)
+    plan = Plan(calls, part.report, graph, time.perf_counter() - started)
+    if workdir:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        (Path(workdir) / "report.json").write_text(part.report.to_json())
+        (Path(workdir) / "partition.dot").write_text(part.report.to_dot())
+        (Path(workdir) / "graph.txt").write_text(format_graph(graph))
+    log.info("Compiled %d sub-graph(s) for %s in %.2f s; %.1f%% of operations on Neuron",
+             len(calls), framework, plan.compile_seconds, 100 * plan.on_neuron_ratio)
+    return plan
+
+
+def _dump(root: Path, index: int, sg, neff: bytes, call: NeuronCall) -> None:
+    d = root / f"neuron_subgraph_{index}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "graph.txt").write_text(format_graph(sg))
+    (d / "model.neff").write_bytes(neff)
+    (d / "io.json").write_text(json.dumps(call.config(), indent=1))
+    (d / "compile.log").write_text(
+        f"sub-graph {index}: {len(sg.nodes)} ops {call.ops}\n"
+        f"inputs: {call.inputs}\noutputs: {call.outputs}\nNEFF: {len(neff)} bytes\n"
+        f"written by pid {os.getpid()}\n")

@@ -1,0 +1,105 @@
+"""Run a NEFF from a plugin's native op: loaded once per process (keyed by the NEFF header's own
+sha256, so a 100 MB NEFF is never re-hashed per call), with the checks and dynamic batching the
+plugins share.
+
+With `dynamic_batch=True`, dimension 0 of every input and output may differ from the compiled
+batch: the inputs are cut into compiled-size chunks (the last one padded), run one by one, and the
+outputs joined and trimmed. Any other dimension must match exactly.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import threading
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import BadInputError, NeffFormatError
+
+_LOADED: dict = {}
+_LOCK = threading.Lock()
+
+
+def neff_key(neff) -> bytes:
+    """The NEFF header's closing sha256, which covers every section's sha256."""
+    buf = memoryview(neff).cast("B")
+    if len(buf) < 16:
+        raise NeffFormatError(f"NEFF of {len(buf)} bytes is too short to hold a header")
+    header_len = struct.unpack_from("<I", buf, 12)[0]
+    if not 48 <= header_len <= len(buf):
+        raise NeffFormatError(f"NEFF header length {header_len} is outside the {len(buf)}-byte "
+                              "buffer; the NEFF is damaged")
+    return bytes(buf[header_len - 32:header_len])
+
+
+def _model(neff, precision: str | None):
+    from .. import runtime
+    precision = precision or os.environ.get("NEURON_SIM_PRECISION", "hardware")
+    key = (neff_key(neff), precision)
+    with _LOCK:
+        model = _LOADED.get(key)
+        if model is None or not model.loaded:
+            model = runtime.load(bytes(neff), precision=precision)
+            _LOADED[key] = model
+    return model
+
+
+def unload_all() -> None:
+    """Free every NEFF the plugins loaded in this process."""
+    with _LOCK:
+        for model in _LOADED.values():
+            model.unload()
+        _LOADED.clear()
+
+
+def run_neff(neff, inputs: list, *, dynamic_batch: bool = False, name: str = "neuron subgraph",
+             precision: str | None = None) -> list:
+    """Run `neff` (bytes-like) on numpy `inputs` in declared order; returns numpy outputs."""
+    model = _model(neff, precision)
+    expected = model.inputs
+    if len(inputs) != len(expected):
+        raise BadInputError(f"{name} takes {len(expected)} inputs "
+                            f"({', '.join(n for n, _, _ in expected)}), got {len(inputs)}")
+    arrays = []
+    for arr, (iname, shape, dtype) in zip(inputs, expected):
+        arr = np.asarray(arr)
+        want = dtypes.to_numpy(dtype)
+        if arr.dtype != want:
+            if arr.dtype.kind != want.kind:
+                raise BadInputError(f"{name}: input {iname!r} has dtype {arr.dtype.name}, "
+                                    f"expected {dtype}")
+            arr = arr.astype(want)
+        ok = (arr.shape[1:] == shape[1:] and arr.ndim == len(shape)) if dynamic_batch and shape \
+            else arr.shape == shape
+        if not ok:
+            hint = (" (only dimension 0, the batch, may vary)" if dynamic_batch else
+                    "; compile with dynamic_batch_size=True to let the batch dimension vary")
+            raise BadInputError(f"{name}: input {iname!r} has shape {tuple(arr.shape)}, expected "
+                                f"{tuple(shape)}{hint}")
+        arrays.append(arr)
+    if not dynamic_batch or not expected or all(a.shape == s for a, (_, s, _) in
+                                                zip(arrays, expected)):
+        return model.run(arrays)
+    return _run_batched(model, arrays, name)
+
+
+def _run_batched(model, arrays: list, name: str) -> list:
+    batch = model.inputs[0][1][0]
+    sizes = {a.shape[0] for a in arrays}
+    if len(sizes) != 1 or any(not s or s[0] != batch for _, s, _ in model.inputs) or \
+            any(not s or s[0] != batch for _, s, _ in model.outputs):
+        raise BadInputError(f"{name}: dynamic batch needs every input and output to carry the "
+                            f"batch on dimension 0 (compiled batch {batch}); got input batches "
+                            f"{sorted(sizes)}")
+    n = sizes.pop()
+    parts: list = [[] for _ in model.outputs]
+    for start in range(0, n, batch):
+        chunk = [a[start:start + batch] for a in arrays]
+        short = batch - chunk[0].shape[0]
+        if short:
+            chunk = [np.concatenate([c, np.zeros((short,) + c.shape[1:], c.dtype)]) for c in chunk]
+        for acc, out in zip(parts, model.run(chunk)):
+            acc.append(out[:batch - short] if short else out)
+    return [np.concatenate(p) if p else np.zeros((0,) + s[1:], dtypes.to_numpy(d))
+            for p, (_, s, d) in zip(parts, model.outputs)]
