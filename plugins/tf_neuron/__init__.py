@@ -1,9 +1,39 @@
-"""The TensorFlow plugin of neuron-sim. Not available in this release: only the framework-free core
-(`neuron_core`, `neuron-cc`, ONNX models) is. Importing it says so instead of failing later."""
+"""The TensorFlow plugin of neuron-sim: compile SavedModels and Keras models for the (simulated)
+NeuronCore; the compiled regions become NeuronOps, the rest stays TensorFlow.
+
+    import tf_neuron
+    tf_neuron.saved_model.compile("model_sm", "model_neuron")       # {'OnNeuronRatio': ...}
+    pred = tf_neuron.predictor.from_saved_model("model_neuron")
+    traced = tf_neuron.trace(keras_model, example_inputs)           # TF2 tracing
+    traced.save("traced_sm")
+
+Importing it registers the NeuronOp runner (a compiled SavedModel needs it in every process that
+loads it) and makes `tf.neuron` available. Import it before tensorflow/numpy where you can: the
+simulator's speed depends on the BLAS kernel numpy picks when it loads.
+"""
 from __future__ import annotations
 
-from neuron_core.errors import NeuronError
+import types
 
-raise NeuronError("tf_neuron: the TensorFlow plugin is not available in this release of neuron-sim; "
-                  "export the model to ONNX and use `neuron-cc compile MODEL --framework ONNX` "
-                  "or neuron_core.runtime instead")
+import neuron_core  # noqa: F401  (first: it picks numpy's BLAS kernel before numpy loads)
+import tensorflow as tf  # noqa: E402
+
+from . import op as _op
+from . import predictor, saved_model
+from .convert import TABLE
+from .trace import TracedModel, analyze_model, trace
+
+_op.register()
+
+__all__ = ["saved_model", "predictor", "trace", "analyze_model", "TracedModel",
+           "supported_operators"]
+
+
+def supported_operators() -> list:
+    """The TensorFlow op types the conversion table lowers to Neuron, sorted."""
+    return TABLE.supported()
+
+
+tf.neuron = types.SimpleNamespace(saved_model=saved_model, predictor=predictor, trace=trace,
+                                  analyze_model=analyze_model,
+                                  supported_operators=supported_operators)

@@ -1,0 +1,146 @@
+"""`NeuronOp`: the TensorFlow node each compiled region becomes, and how it survives a reload.
+
+A region is one `EagerPyFunc` node named `neuron_op_<i>` whose `token` attribute is the stable
+string `TOKEN` (not a per-process `pyfunc_<n>`), so the graph means the same thing in every process.
+`import tf_neuron` registers the NeuronCore runner under that token in TensorFlow's py-func
+registry. The node's inputs are the region's data inputs, then two strings: the NEFF
+(`executable`) and a JSON config constant (input/output names, dtypes, shapes, batch axes, NEFF
+key). The NEFF is fed from a string `tf.Variable`, so it is written to the SavedModel's variables
+(a raw checkpoint) and not into its graph: the graph stays small, and saving, loading and tracing
+it does not copy the weights through protobuf.
+
+Every compiled SavedModel also holds a `NeuronCheck` resource whose initializer TensorFlow runs at
+load time through the same token: loading without `import tf_neuron` fails at once, and TensorFlow's
+own error ("Could not find callback with key=<TOKEN>") then tells the user to import tf_neuron.
+
+Why not a C++ `NeuronOp`: a kernel would have to call back into Python for the simulator anyway,
+and building a custom-op library at import time depends on a compiler and on TensorFlow's ABI; the
+py-func registry is stable public machinery of every TensorFlow build.
+"""
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.eager import context
+from tensorflow.python.ops import gen_resource_variable_ops, gen_script_ops, script_ops
+
+from neuron_core.bridge import neff_key, run_neff
+from neuron_core.errors import NeuronError
+
+#: the py-func key every compiled node calls; its text is the error users see without the plugin
+TOKEN = "tf_neuron.NeuronOp (this model holds Neuron-compiled ops: run `import tf_neuron` before " \
+        "loading or running it)"
+#: version of the node layout (inputs and config keys) this plugin reads
+FORMAT = 1
+OP_PREFIX = "neuron_op_"
+
+_NEFFS: dict = {}   # NEFF key (hex) -> NEFF bytes, read from the graph once per process
+_LOCK = threading.Lock()
+
+
+def _neff(config: dict, tensor) -> bytes:
+    key = config["neff_key"]
+    with _LOCK:
+        neff = _NEFFS.get(key)
+        if neff is None:
+            neff = tensor.numpy()   # the only copy of the NEFF string; later calls reuse it
+            if neff_key(neff).hex() != key:
+                raise NeuronError(f"{config['name']}: its NEFF does not match its config "
+                                  "(the SavedModel is damaged); compile the model again")
+            _NEFFS[key] = neff
+    return neff
+
+
+def run(args: list) -> list:
+    """The body of every NeuronOp: (data..., executable, config) -> outputs, as numpy."""
+    config = json.loads(args[-1].numpy())
+    if config.get("format", 0) > FORMAT:
+        raise NeuronError(f"{config.get('name', 'NeuronOp')} was written by a newer tf_neuron "
+                          f"(format {config['format']}, this one reads <= {FORMAT}); upgrade "
+                          "neuron-sim")
+    if config.get("kind") == "check":
+        return [np.int32(FORMAT)]
+    neff = _neff(config, args[-2])
+    inputs = [a.numpy() for a in args[:-2]]
+    return run_neff(neff, inputs, dynamic_batch=config["dynamic_batch"], name=config["name"])
+
+
+class _Callback(script_ops.EagerFunc):
+    """What TensorFlow's py-func trampoline calls for `TOKEN` (args arrive as EagerTensors)."""
+
+    def __init__(self):
+        super().__init__(run, Tout=[], is_grad_func=False)
+
+    def __call__(self, device, token, args):
+        with context.eager_mode():
+            outs = run(list(args))
+            with tf.device(device or "/job:localhost/replica:0/task:0/device:CPU:0"):
+                return [tf.convert_to_tensor(o) for o in outs]
+
+
+_CALLBACK = _Callback()   # a strong reference: the registry holds only weak ones
+
+
+def register() -> None:
+    """Make `TOKEN` callable in this process (idempotent)."""
+    script_ops._py_funcs._funcs[TOKEN] = _CALLBACK   # noqa: SLF001 (the registry's only map)
+
+
+class NeuronCheck(tf.saved_model.experimental.TrackableResource):
+    """A resource whose load-time initializer calls `TOKEN`, so a SavedModel loaded without the
+    plugin fails at `tf.saved_model.load` instead of at its first prediction."""
+
+    def _create_resource(self):
+        return gen_resource_variable_ops.var_handle_op(dtype=tf.int32, shape=[],
+                                                       shared_name="tf_neuron_check")
+
+    def _initialize(self):
+        config = json.dumps({"kind": "check", "format": FORMAT})
+        gen_script_ops.eager_py_func(input=[tf.constant(config)], token=TOKEN, Tout=[tf.int32],
+                                     name="tf_neuron_check")
+        return tf.no_op()
+
+
+def node_config(call, name: str, dynamic_batch: bool) -> dict:
+    config = call.config()
+    config.update(name=name, format=FORMAT, dynamic_batch=bool(dynamic_batch),
+                  neff_key=neff_key(call.neff).hex(),
+                  batch_axes=[0 if dynamic_batch else -1 for _ in call.inputs])
+    return config
+
+
+def node_defs(call, name: str, inputs: list, dynamic_batch: bool) -> list:
+    """NodeDefs of one NeuronOp: its two constants, the op, and one EnsureShape per output (the
+    py-func's outputs have unknown shapes; TensorFlow code after it gets them back)."""
+    config = node_config(call, name, dynamic_batch)
+    consts = []
+    # "executable" is a placeholder constant; the tf.function maps it to the NEFF variable
+    for suffix, data in (("executable", b""), ("config", json.dumps(config).encode())):
+        node = tf.compat.v1.NodeDef(name=f"{name}/{suffix}", op="Const")
+        node.attr["dtype"].type = tf.string.as_datatype_enum
+        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.array(data, dtype=object)))
+        consts.append(node)
+    op = tf.compat.v1.NodeDef(name=name, op="EagerPyFunc")
+    op.input.extend(list(inputs) + [c.name for c in consts])
+    op.attr["token"].s = TOKEN.encode()
+    op.attr["is_async"].b = False
+    op.attr["Tin"].list.type.extend([_enum(d) for _, _, d in call.inputs] +
+                                    [tf.string.as_datatype_enum] * 2)
+    op.attr["Tout"].list.type.extend([_enum(d) for _, _, d in call.outputs])
+    shaped = []
+    for k, (_, shape, dtype) in enumerate(call.outputs):
+        node = tf.compat.v1.NodeDef(name=f"{name}/output_{k}", op="EnsureShape")
+        node.input.append(f"{name}:{k}")
+        node.attr["T"].type = _enum(dtype)
+        dims = [None if dynamic_batch and i == 0 else int(d) for i, d in enumerate(shape)]
+        node.attr["shape"].shape.CopyFrom(tf.TensorShape(dims).as_proto())
+        shaped.append(node)
+    return consts + [op] + shaped
+
+
+def _enum(dtype) -> int:
+    return tf.as_dtype(np.dtype(dtype)).as_datatype_enum if dtype != "bfloat16" else \
+        tf.bfloat16.as_datatype_enum

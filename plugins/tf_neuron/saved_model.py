@@ -1,0 +1,166 @@
+"""`tf_neuron.saved_model.compile`: a SavedModel in, a SavedModel whose supported regions run on
+the (simulated) NeuronCore out, with every serving signature kept."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import tensorflow as tf
+
+from neuron_core.bridge import compile_plan
+from neuron_core.errors import NeuronError
+
+from .capture import freeze, log_counts, static_specs, to_core
+from .op import NeuronCheck
+from .rewrite import make_function, neff_variables, rewrite
+
+__all__ = ["compile", "compile_function"]
+
+log = logging.getLogger("Neuron")
+LOW_RATIO = 0.3
+
+
+def _check_options(batch_size, minimum_segment_size, model_feed_dict, model_shape_feed_dict):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise NeuronError(f"batch_size={batch_size!r} must be a positive int")
+    if isinstance(minimum_segment_size, bool) or not isinstance(minimum_segment_size, int) or \
+            minimum_segment_size < 1:
+        raise NeuronError(f"minimum_segment_size={minimum_segment_size!r} must be a positive int")
+    for name, value in (("model_feed_dict", model_feed_dict),
+                        ("model_shape_feed_dict", model_shape_feed_dict)):
+        if value is not None and not isinstance(value, dict):
+            raise NeuronError(f"{name} must be a dict of input name -> "
+                              f"{'array' if name == 'model_feed_dict' else 'shape'}, got "
+                              f"{type(value).__name__}")
+
+
+def _identity(fn) -> tuple:
+    """What makes two signature functions the same computation: their inputs, outputs and the
+    functions they call."""
+    calls = tuple(sorted(op.get_attr("f").name for op in fn.graph.get_operations()
+                         if op.type in ("StatefulPartitionedCall", "PartitionedCall")))
+    if not calls:
+        return (fn.name,)
+    return (calls, repr(fn.structured_input_signature), repr(fn.structured_outputs))
+
+
+def compile_function(fn, specs: dict, *, structure_keys=None, dynamic_batch_size=False,
+                     compiler_args=None, workdir=None, where="model", **partition):
+    """Compile one concrete function at static `specs`; returns (compiled concrete fn, tf.function,
+    plan, NEFF variables) -- keep the variables alive (tracked) with the function."""
+    wrapper = tf.function(lambda **kw: fn(**kw), autograph=False)
+    concrete = wrapper.get_concrete_function(**specs)
+    cap = freeze(concrete, sorted(specs), structure_keys)
+    cv = to_core(cap, name=where)
+    plan = compile_plan(cv, compiler_args=compiler_args, workdir=workdir,
+                        framework="TENSORFLOW", **partition)
+    log_counts(cap, cv, plan)
+    gd, outputs = rewrite(cap, plan, dynamic_batch_size)
+    run_specs = dict(specs)
+    if dynamic_batch_size:
+        run_specs = {k: tf.TensorSpec([None] + list(s.shape[1:]), s.dtype, name=k)
+                     for k, s in specs.items()}
+    neffs = neff_variables(plan)
+    compiled, tf_fn = make_function(gd, cap, outputs, run_specs, neffs, cap.output_structure)
+    return compiled, tf_fn, plan, neffs
+
+
+def compile(model_dir, new_model_dir, batch_size=1, model_shape_feed_dict=None,  # noqa: A001
+            model_feed_dict=None, tags=None, signature_def_key=None, minimum_segment_size=2,
+            no_fuse_ops=None, force_fuse_ops=None, compiler_args=None, dynamic_batch_size=False,
+            subgraph_builder_function=None, *, overwrite=False, compiler_workdir=None,
+            cost_aware=True):
+    """Compile a TF2 SavedModel for the NeuronCore into a new SavedModel.
+
+    Every serving signature is kept (or only `signature_def_key`). Each is frozen at static shapes
+    (the batch dimension = `batch_size`, other unknown dimensions from `model_shape_feed_dict` or
+    `model_feed_dict`), partitioned, and its supported regions compiled into NeuronOps; the rest
+    stays TensorFlow. Load the result with `tf.saved_model.load` or
+    `tf_neuron.predictor.from_saved_model` after `import tf_neuron`.
+
+    Args:
+        model_dir: the SavedModel directory (from `tf.saved_model.save` or Keras `model.export`).
+        new_model_dir: where to write the compiled SavedModel; must not exist unless
+            `overwrite=True`.
+        batch_size: the batch dimension compiled for (unknown leading dimensions).
+        model_shape_feed_dict: input name -> full shape, for inputs with other unknown dims.
+        model_feed_dict: input name -> example array; its shapes are used like
+            model_shape_feed_dict.
+        tags: the MetaGraph tags to load (default: serving).
+        signature_def_key: compile only this signature (default: all of them).
+        minimum_segment_size: smallest region (in operations) worth a NeuronOp.
+        no_fuse_ops: TF node names or op types kept on TensorFlow.
+        force_fuse_ops: TF node names or op types placed on Neuron whatever their size.
+        compiler_args: neuron-cc options, e.g. ["--fast-math", "none"].
+        dynamic_batch_size: let the batch dimension vary at run time (chunks of `batch_size`).
+        subgraph_builder_function: called with each tf.Operation; False keeps it on TensorFlow.
+        overwrite: replace an existing `new_model_dir`.
+        compiler_workdir: if given, each region's IR, NEFF and the report are written there.
+        cost_aware: drop regions whose input/output transfers cost more than they save.
+
+    Returns:
+        {"OnNeuronRatio": r}: the fraction of the model's operations placed on Neuron (the lowest
+        over the signatures).
+
+    Example:
+        >>> import tf_neuron
+        >>> tf_neuron.saved_model.compile("resnet_sm", "resnet_neuron", batch_size=1)
+        {'OnNeuronRatio': 0.99...}
+    """
+    _check_options(batch_size, minimum_segment_size, model_feed_dict, model_shape_feed_dict)
+    src, dst = Path(model_dir), Path(new_model_dir)
+    if not (src / "saved_model.pb").exists():
+        raise NeuronError(f"model_dir {str(src)!r} holds no saved_model.pb; give the directory "
+                          "written by tf.saved_model.save or Keras model.export")
+    if dst.exists() and not overwrite:
+        raise NeuronError(f"new_model_dir {str(dst)!r} already exists; choose a new directory or "
+                          "pass overwrite=True to replace it")
+    if dst.resolve() == src.resolve():
+        raise NeuronError(f"new_model_dir {str(dst)!r} is model_dir itself; the source would be "
+                          "destroyed")
+    loaded = tf.saved_model.load(str(src), tags=tags)
+    signatures = dict(loaded.signatures)
+    if not signatures:
+        raise NeuronError(f"SavedModel {str(src)!r} has no signatures; save it with "
+                          "signatures=... (or Keras model.export)")
+    if signature_def_key is not None:
+        if signature_def_key not in signatures:
+            raise NeuronError(f"signature_def_key={signature_def_key!r} is not in the SavedModel; "
+                              f"it has {sorted(signatures)}")
+        signatures = {signature_def_key: signatures[signature_def_key]}
+    shape_feed = dict(model_shape_feed_dict or {})
+    for name, value in (model_feed_dict or {}).items():
+        shape_feed.setdefault(name, tuple(getattr(value, "shape", ())))
+    module = tf.Module()
+    module.neuron_check = NeuronCheck()
+    out_signatures, ratios, done = {}, [], {}
+    for key, fn in signatures.items():
+        same = done.get(_identity(fn))
+        if same is not None:   # another key for the same function (Keras: serve, serving_default)
+            out_signatures[key] = out_signatures[same]
+            continue
+        specs = static_specs(fn.structured_input_signature[1], batch_size, shape_feed,
+                             f"signature {key!r}")
+        workdir = os.path.join(compiler_workdir, key) if compiler_workdir else None
+        compiled, tf_fn, plan, neffs = compile_function(
+            fn, specs, dynamic_batch_size=dynamic_batch_size, compiler_args=compiler_args,
+            workdir=workdir, where=key, minimum_segment_size=minimum_segment_size,
+            no_fuse_ops=no_fuse_ops, force_fuse_ops=force_fuse_ops,
+            subgraph_builder_function=subgraph_builder_function, cost_aware=cost_aware)
+        setattr(module, f"signature_{len(out_signatures)}", tf_fn)
+        setattr(module, f"signature_{len(out_signatures)}_neffs", list(neffs.values()))
+        out_signatures[key] = compiled
+        done[_identity(fn)] = key
+        ratios.append(plan.on_neuron_ratio)
+    ratio = min(ratios)
+    if dst.exists():
+        shutil.rmtree(dst)
+    tf.saved_model.save(module, str(dst), signatures=out_signatures)
+    if ratio <= LOW_RATIO:
+        warnings.warn(f"only {100 * ratio:.1f}% of the operations run on Neuron "
+                      f"(OnNeuronRatio={ratio:.3f}); see the log for the ops left on TensorFlow",
+                      stacklevel=2)
+    return {"OnNeuronRatio": ratio}

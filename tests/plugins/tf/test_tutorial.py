@@ -1,0 +1,27 @@
+"""The TensorFlow tutorial runs as a script and reports agreement with TensorFlow."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("tensorflow")
+
+TUTORIAL = Path(__file__).resolve().parents[3] / "tutorials" / "tensorflow_keras_cnn.py"
+
+
+def test_tutorial_keras_cnn_runs(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NEURON_SIM_PRECISION"}
+    done = subprocess.run([sys.executable, str(TUTORIAL), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert re.search(r"compiled in [\d.]+ s: \{'OnNeuronRatio': 1\.0\}", out), out
+    fp32 = float(re.search(r"fp32 precision: max error relative to TensorFlow (\S+),", out)[1])
+    hw = float(re.search(r"hardware precision: max error relative to TensorFlow (\S+),", out)[1])
+    assert fp32 < 1e-4 and 0 < hw < 5e-2, out
+    assert "outputs agree: True" in out
