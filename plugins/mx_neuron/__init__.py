@@ -1,9 +1,27 @@
-"""The MXNet plugin of neuron-sim. Not available in this release: only the framework-free core
-(`neuron_core`, `neuron-cc`, ONNX models) is. Importing it says so instead of failing later."""
+"""The MXNet plugin of neuron-sim (the mxnet-neuron workflow on a simulated NeuronCore).
+
+`import mx_neuron` restores the numpy alias MXNet 1.9.1 needs and imports mxnet, registers the
+`_neuron_subgraph_op` custom operator (needed to load compiled symbols), and adds `mx.neuron()`,
+`mx.infa()` and `mx.contrib.neuron.compile`.
+
+    import mx_neuron, mxnet as mx
+    csym, cargs, caux = mx_neuron.compile(sym, args, aux, inputs={"data": (1, 3, 224, 224)})
+    mod = mx.mod.Module(csym, data_names=["data"], label_names=None, context=mx.neuron())
+    mod.bind(data_shapes=[("data", (1, 3, 224, 224))], for_training=False)
+    mod.set_params(cargs, caux)
+"""
 from __future__ import annotations
 
-from neuron_core.errors import NeuronError
+from ._mxnet import import_mxnet
 
-raise NeuronError("mx_neuron: the MXNet plugin is not available in this release of neuron-sim; "
-                  "export the model to ONNX and use `neuron-cc compile MODEL --framework ONNX` "
-                  "or neuron_core.runtime instead")
+mx = import_mxnet()
+
+from . import op  # noqa: E402  (registers _neuron_subgraph_op)
+from .api import compile  # noqa: E402
+from .compile import analyze_symbol as analyze, last_plan  # noqa: E402
+from .context import NeuronContext, install, neuron  # noqa: E402
+from .convert import supported_ops  # noqa: E402
+
+install()
+
+__all__ = ["compile", "analyze", "last_plan", "neuron", "NeuronContext", "supported_ops"]

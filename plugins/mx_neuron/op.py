@@ -1,0 +1,109 @@
+"""`_neuron_subgraph_op`: the MXNet custom operator each compiled region becomes.
+
+Its inputs are the region's data inputs plus one uint8 parameter holding the NEFF (so the NEFF
+travels in the params file written by `mx.nd.save`, not in the symbol JSON); its small JSON
+`config` attribute names the inputs and outputs with their shapes and dtypes. Registered by
+`import mx_neuron`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+
+import numpy as np
+
+from neuron_core.bridge import neff_key, run_neff
+from neuron_core.errors import NeuronError
+
+from ._mxnet import import_mxnet
+
+mx = import_mxnet()
+
+log = logging.getLogger("Neuron")
+OP_TYPE = "_neuron_subgraph_op"
+_NEFFS: dict = {}     # NEFF header hash -> NEFF bytes (read once from the params per process)
+_LOCK = threading.Lock()
+
+
+def _header_key(arr) -> bytes:
+    """The NEFF's identity, read from its header alone (a few bytes, not the whole NEFF)."""
+    head = arr[0:16].asnumpy().tobytes()
+    length = int.from_bytes(head[12:16], "little")
+    if not 48 <= length <= arr.shape[0]:
+        raise NeuronError(f"{OP_TYPE}: the NEFF parameter ({arr.shape[0]} bytes) does not start "
+                          "with a NEFF header; were the compiled params loaded with the symbol?")
+    return arr[length - 32:length].asnumpy().tobytes()
+
+
+class NeuronSubgraphOp(mx.operator.CustomOp):
+    """Runs one compiled region on the simulated NeuronCore."""
+
+    def __init__(self, config: dict, name: str):
+        super().__init__()
+        self.config = config
+        self.name = name
+
+    def _neff(self, arr) -> np.ndarray:
+        key = _header_key(arr)
+        with _LOCK:
+            neff = _NEFFS.get(key)
+            if neff is None:
+                neff = arr.asnumpy()
+                if neff_key(neff) != key:
+                    raise NeuronError(f"{self.name}: NEFF parameter is inconsistent")
+                _NEFFS[key] = neff
+        return neff
+
+    def forward(self, is_train, req, in_data, out_data, aux):
+        neff = self._neff(in_data[-1])
+        outs = run_neff(neff, [x.asnumpy() for x in in_data[:-1]], name=self.name)
+        for dst, r, y in zip(out_data, req, outs):
+            if r == "null":
+                continue
+            if r == "add":
+                dst[:] = dst.asnumpy() + y
+            else:
+                dst[:] = y
+
+    def backward(self, req, out_grad, in_data, out_data, in_grad, aux):
+        raise NeuronError(f"{self.name}: compiled Neuron sub-graphs are inference only; train the "
+                          "original symbol and compile it again")
+
+
+@mx.operator.register(OP_TYPE)
+class NeuronSubgraphProp(mx.operator.CustomOpProp):
+    """Shapes and dtypes of a compiled region, from its JSON config."""
+
+    def __init__(self, config: str, **extra):
+        super().__init__(need_top_grad=False)
+        try:
+            self.config = json.loads(config)
+        except json.JSONDecodeError as exc:
+            raise NeuronError(f"{OP_TYPE}: malformed config attribute ({exc})") from None
+        self.label = f"neuron sub-graph {self.config.get('index', '?')}"
+
+    def list_arguments(self):
+        return [f"in{i}" for i in range(len(self.config["inputs"]))] + ["neff"]
+
+    def list_outputs(self):
+        return [f"out{i}" for i in range(len(self.config["outputs"]))]
+
+    def infer_shape(self, in_shape):
+        want = [tuple(s) for _, s, _ in self.config["inputs"]]
+        for (name, _, _), got, exp in zip(self.config["inputs"], in_shape, want):
+            if got and tuple(got) != exp:
+                # MXNet reports only its own "Shape inconsistent" for a custom op's infer_shape,
+                # so say it here; returning the compiled shapes makes MXNet name both shapes
+                log.error("%s: input %r has shape %s, compiled for %s; compile again with these "
+                          "input shapes", self.label, name, tuple(got), exp)
+        outs = [tuple(s) for _, s, _ in self.config["outputs"]]
+        return want + [(self.config["neff_bytes"],)], outs, []
+
+    def infer_type(self, in_type):
+        ins = [np.dtype(d).type for _, _, d in self.config["inputs"]]
+        outs = [np.dtype(d).type for _, _, d in self.config["outputs"]]
+        return ins + [np.uint8], outs, []
+
+    def create_operator(self, ctx, shapes, dtypes):
+        return NeuronSubgraphOp(self.config, self.label)

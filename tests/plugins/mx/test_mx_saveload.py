@@ -1,0 +1,81 @@
+"""Compiled symbol + params saved with sym.save / mx.nd.save load and run in a fresh process after
+`import mx_neuron` (even after a plain `import mxnet` failed there first), and fail clearly
+without it."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+mx_neuron = pytest.importorskip("mx_neuron")
+mx = pytest.importorskip("mxnet")
+
+from .mx_helpers import FP32_TOL, rel_err  # noqa: E402
+from .test_mx_api import SHAPE, _cnn  # noqa: E402
+
+
+def _run(script: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NEURON_SIM_PRECISION": "fp32"}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mx_saved")
+    sym, args, aux, x, ref = _cnn(middle=lambda y: mx.sym.sin(y, name="odd_sin"))
+    csym, cargs, caux = mx_neuron.compile(sym, args, aux, inputs={"data": SHAPE},
+                                          cost_aware=False)
+    csym.save(str(tmp / "model-symbol.json"))
+    mx.nd.save(str(tmp / "model-0000.params"),
+               {**{f"arg:{k}": v for k, v in cargs.items()},
+                **{f"aux:{k}": v for k, v in caux.items()}})
+    np.save(tmp / "x.npy", x)
+    return tmp, ref
+
+
+def test_saveload_fresh_process_after_failed_mxnet_import(saved):
+    tmp, ref = saved
+    proc = _run("""
+        import numpy as np
+        try:
+            import mxnet   # numpy 1.26 lacks np.bool: MXNet 1.9.1 fails half-way
+            print("plain import worked")
+        except AttributeError:
+            print("plain import failed")
+        import mx_neuron   # restores the alias and completes the import
+        import mxnet as mx
+        sym, args, aux = mx.model.load_checkpoint("model", 0)
+        mod = mx.mod.Module(sym, data_names=["data"], label_names=None, context=mx.neuron())
+        mod.bind(data_shapes=[("data", (2, 3, 16, 16))], for_training=False)
+        mod.set_params(args, aux)
+        mod.forward(mx.io.DataBatch([mx.nd.array(np.load("x.npy"))]), is_train=False)
+        np.save("out.npy", mod.get_outputs()[0].asnumpy())
+        nodes = __import__("json").load(open("model-symbol.json"))["nodes"]
+        print("ops", sorted({n["op"] for n in nodes}))
+    """, tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "plain import failed" in proc.stdout
+    assert "ops ['Custom', 'null', 'sin']" in proc.stdout
+    assert rel_err(np.load(tmp / "out.npy"), ref) < FP32_TOL
+    # the NEFFs travel in the params file, not the symbol JSON
+    assert (tmp / "model-symbol.json").stat().st_size < 5000
+
+
+def test_saveload_without_plugin_import_names_the_op(saved):
+    tmp, _ = saved
+    proc = _run("""
+        import numpy as np
+        np.bool = bool
+        import mxnet as mx
+        try:
+            mx.sym.load("model-symbol.json")
+        except mx.base.MXNetError as exc:
+            print("ERROR:", str(exc).strip().splitlines()[-1])
+    """, tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Cannot find custom operator _neuron_subgraph_op" in proc.stdout
