@@ -1,9 +1,62 @@
-"""The PyTorch plugin of neuron-sim. Not available in this release: only the framework-free core
-(`neuron_core`, `neuron-cc`, ONNX models) is. Importing it says so instead of failing later."""
+"""torch_neuron: compile PyTorch models for the simulated NeuronCore, with fallback to PyTorch.
+
+    import torch, torch_neuron
+    traced = torch.neuron.trace(model, example_inputs)     # a torch.jit.ScriptModule
+    torch.jit.save(traced, "model_neuron.pt")
+    again = torch.jit.load("model_neuron.pt")              # in any process, after import torch_neuron
+
+Importing this package registers the `neuron::forward_v1` operator and makes `torch.neuron`
+available with `trace`, `analyze_model`, `is_available` and `get_supported_operations`.
+"""
 from __future__ import annotations
 
+import sys
+
+import torch
+
+from neuron_core.bridge import analyze
 from neuron_core.errors import NeuronError
 
-raise NeuronError("torch_neuron: the PyTorch plugin is not available in this release of neuron-sim; "
-                  "export the model to ONNX and use `neuron-cc compile MODEL --framework ONNX` "
-                  "or neuron_core.runtime instead")
+from . import op  # noqa: F401  (registers neuron::forward_v1)
+from .capture import capture
+from .convert import TABLE
+from .graph import to_core
+from .trace import trace
+
+__version__ = "1.13.0.sim"
+
+
+def analyze_model(model, example_inputs, subgraph_builder_function=None, **options) -> dict:
+    """Which operations of `model` can run on Neuron, without compiling.
+
+    Returns a dict with percent_supported, percent_supported_arithmetic, supported_count,
+    total_count, supported_operators, unsupported_operators, operator_count (ATen op -> count) and
+    reasons (ATen op -> why it stays in PyTorch).
+
+    Example:
+        >>> info = torch.neuron.analyze_model(model, torch.zeros(1, 3, 224, 224))  # doctest: +SKIP
+        >>> info["percent_supported"]                                              # doctest: +SKIP
+        100.0
+    """
+    cv = to_core(capture(model, example_inputs))
+    return analyze(cv, subgraph_builder_function=subgraph_builder_function, **options)
+
+
+def is_available() -> bool:
+    """True when at least one (simulated) NeuronCore is visible to this process."""
+    from neuron_core.runtime.device import get_device_manager
+    try:
+        return len(get_device_manager().cores) > 0
+    except NeuronError:
+        return False
+
+
+def get_supported_operations() -> list[str]:
+    """The ATen operators that can be compiled for Neuron (derived from the conversion table)."""
+    return TABLE.supported()
+
+
+torch.neuron = sys.modules[__name__]
+sys.modules.setdefault("torch.neuron", sys.modules[__name__])
+
+__all__ = ["trace", "analyze_model", "is_available", "get_supported_operations"]

@@ -1,0 +1,132 @@
+"""Graph capture: `torch.export` lowered to the core ATen op set.
+
+Why this capture: core ATen is a closed, canonical set of ~180 ops (every `nn` layer, functional and
+Tensor method decomposes into it), so one conversion table covers any model; each node keeps its
+module scope (`nn_module_stack`) for the report, and parameters arrive as named, lifted inputs.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+import torch.utils._pytree as pytree
+from torch.export import Dim, export
+
+from neuron_core.errors import FrontendError
+
+log = logging.getLogger("Neuron")
+
+
+@dataclass
+class Captured:
+    """A model's decomposed graph plus what the wrapper needs to call it like the original."""
+
+    program: "torch.export.ExportedProgram"
+    params: dict            # placeholder name -> tensor (parameters, buffers, constants)
+    user_inputs: list       # placeholder names of the flattened user inputs, in order
+    in_spec: object         # pytree spec of (args, kwargs)
+    out_spec: object        # pytree spec of the outputs
+    example_flat: list      # flattened example input tensors
+
+    @property
+    def graph(self) -> "torch.fx.Graph":
+        return self.program.graph_module.graph
+
+
+def _as_args(example_inputs) -> tuple:
+    if isinstance(example_inputs, torch.Tensor):
+        return (example_inputs,)
+    if isinstance(example_inputs, list):
+        return tuple(example_inputs)
+    if isinstance(example_inputs, tuple):
+        return example_inputs
+    if isinstance(example_inputs, dict):
+        return (example_inputs,)
+    raise FrontendError(f"example_inputs must be a tensor or a tuple/list of tensors, got "
+                        f"{type(example_inputs).__name__}")
+
+
+def capture(model: torch.nn.Module, example_inputs, *, dynamic_batch: bool = False) -> Captured:
+    """Export `model` on `example_inputs` and decompose it to core ATen."""
+    args = _as_args(example_inputs)
+    flat, _ = pytree.tree_flatten(args)
+    bad = [type(t).__name__ for t in flat if not isinstance(t, torch.Tensor)]
+    if bad:
+        raise FrontendError(f"example_inputs may hold only tensors (in tuples, lists or dicts); "
+                            f"found {', '.join(sorted(set(bad)))}")
+    if not isinstance(model, torch.nn.Module):
+        if not callable(model):
+            raise FrontendError(f"trace expects a torch.nn.Module or a function, got "
+                                f"{type(model).__name__}")
+        model = _FunctionModule(model)
+    was_training = model.training
+    model.eval()
+    dynamic_shapes = None
+    if dynamic_batch:
+        batch = Dim("batch", min=1)
+        dynamic_shapes = pytree.tree_map(
+            lambda t: {0: batch} if t.dim() > 0 else None, args)
+    try:
+        with torch.no_grad():
+            program = export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
+            program = program.run_decompositions()
+    except Exception as exc:  # export raises many kinds; say which model and what it said
+        hint = ("; with dynamic_batch_size=True every input needs the batch on dimension 0 and "
+                "the model must not specialise on it" if dynamic_batch else "")
+        raise FrontendError(f"torch.export could not capture {type(model).__name__}: "
+                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                            f"{hint}") from exc
+    finally:
+        model.train(was_training)
+    sig = program.graph_signature
+    state = dict(program.state_dict)
+    state.update(program.constants)
+    params = {}
+    for spec in sig.input_specs:
+        if spec.kind.name != "USER_INPUT":
+            params[spec.arg.name] = state[spec.target]
+    user_inputs = [s.arg.name for s in sig.input_specs if s.kind.name == "USER_INPUT"]
+    return Captured(program, params, user_inputs, program.call_spec.in_spec,
+                    program.call_spec.out_spec, flat)
+
+
+class _FunctionModule(torch.nn.Module):
+    """Lets trace() take a plain function, as torch.jit.trace does."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args):
+        return self.fn(*args)
+
+
+def scope_of(node) -> str:
+    """The module path of a node, e.g. 'layer1.0.conv1', from nn_module_stack."""
+    stack = node.meta.get("nn_module_stack") or {}
+    path = [v[0] for v in stack.values() if v and v[0]]
+    return path[-1] if path else ""
+
+
+def type_of(node):
+    """((shape), dtype) of a node's tensor value, or a list of them for tuple outputs, or None."""
+    val = node.meta.get("val")
+    return _type(val)
+
+
+def _type(val):
+    if isinstance(val, torch.Tensor):
+        return tuple(_dim(d) for d in val.shape), str(val.dtype).replace("torch.", "")
+    if isinstance(val, (list, tuple)):
+        return [_type(v) for v in val]
+    return None
+
+
+def _dim(d):
+    if isinstance(d, int):
+        return d
+    hint = getattr(getattr(d, "node", None), "hint", None)
+    if hint is None:
+        raise FrontendError(f"a symbolic dimension {d} has no example value")
+    return int(hint)

@@ -1,0 +1,132 @@
+"""torch_neuron.trace: capture, convert, partition, compile, and return a TorchScript module whose
+compiled subgraphs run on the simulated NeuronCore and whose other operations run in PyTorch."""
+from __future__ import annotations
+
+import logging
+import threading
+
+import torch
+import torch.utils._pytree as pytree
+
+from neuron_core.bridge import compile_plan
+from neuron_core.errors import CompilerError, NeuronError
+
+from .capture import capture
+from .graph import rebuild, to_core
+
+log = logging.getLogger("Neuron")
+
+
+class _Wrapper(torch.nn.Module):
+    """Takes the user's argument structure, flattens it, and returns the model's output structure."""
+
+    def __init__(self, gm: torch.fx.GraphModule, out_spec):
+        super().__init__()
+        self.graph_module = gm
+        self._out_spec = out_spec
+
+    def forward(self, *args):
+        flat, _ = pytree.tree_flatten(args)
+        outs = self.graph_module(*flat)
+        return pytree.tree_unflatten(list(outs), self._out_spec)
+
+
+def _options(minimum_segment_size, single_fusion_ratio_threshold, fallback,
+             subgraph_builder_function, trace_kwargs) -> dict:
+    options = {"minimum_segment_size": minimum_segment_size,
+               "single_fusion_ratio_threshold": single_fusion_ratio_threshold,
+               "fallback": fallback, "subgraph_builder_function": subgraph_builder_function}
+    for key in ("no_fuse_ops", "force_fuse_ops", "cost_aware"):
+        if key in trace_kwargs:
+            options[key] = trace_kwargs.pop(key)
+    return options
+
+
+def _compile(cv, timeout, **kwargs):
+    if timeout is None:
+        return compile_plan(cv, **kwargs)
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise NeuronError(f"compiler_timeout must be a positive number of seconds, got {timeout!r}")
+    box: dict = {}
+
+    def work():
+        try:
+            box["plan"] = compile_plan(cv, **kwargs)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+    worker = threading.Thread(target=work, name="neuron-cc", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise CompilerError(f"compilation did not finish within compiler_timeout={timeout} s; "
+                            "raise the timeout, or lower the work with a smaller model or "
+                            "subgraph_builder_function")
+    if "error" in box:
+        raise box["error"]
+    return box["plan"]
+
+
+def trace(model, example_inputs, compiler_args=None, compiler_timeout=None, compiler_workdir=None,
+          subgraph_builder_function=None, minimum_segment_size=2,
+          single_fusion_ratio_threshold=0.6, fallback=True, dynamic_batch_size=False,
+          optimizations=None, separate_weights=False, **trace_kwargs) -> torch.jit.ScriptModule:
+    """Compile `model` for the (simulated) NeuronCore; unsupported operations stay in PyTorch.
+
+    Args:
+        model: a torch.nn.Module (put in eval mode while tracing) or a function of tensors.
+        example_inputs: a tensor, or a tuple/list of tensors (nested lists/dicts allowed).
+        compiler_args: neuron-cc options, e.g. ["--fast-math", "fp32-cast-matmult"].
+        compiler_timeout: seconds the compilation may take.
+        compiler_workdir: directory that receives each subgraph's IR, NEFF and log, and the
+            partition report (report.json, partition.dot).
+        subgraph_builder_function: called with each torch.fx node; False keeps it in PyTorch.
+        minimum_segment_size: smallest subgraph (in operations) worth compiling.
+        single_fusion_ratio_threshold: keep only the largest subgraph when it holds more than
+            this fraction of the operations.
+        fallback: False raises, listing every operation that cannot run on Neuron.
+        dynamic_batch_size: let dimension 0 of the inputs vary at run time.
+        optimizations: reserved; must be None or empty.
+        separate_weights: accepted for compatibility; weights always travel inside the NEFF.
+        **trace_kwargs: torch.jit.trace options (e.g. strict=False), plus no_fuse_ops,
+            force_fuse_ops and cost_aware for the partitioner.
+
+    Returns:
+        A torch.jit.ScriptModule; save it with torch.jit.save and load it with torch.jit.load
+        after `import torch_neuron`.
+
+    Example:
+        >>> import torch, torch_neuron
+        >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
+        >>> traced = torch.neuron.trace(model, torch.zeros(1, 4))   # doctest: +SKIP
+        >>> traced(torch.ones(1, 4)).shape                           # doctest: +SKIP
+        torch.Size([1, 4])
+    """
+    if optimizations:
+        raise NeuronError(f"optimizations={optimizations!r} is not supported; pass None (the "
+                          "compiler applies its optimisations itself; --fast-math chooses casts)")
+    del separate_weights
+    options = _options(minimum_segment_size, single_fusion_ratio_threshold, fallback,
+                       subgraph_builder_function, trace_kwargs)
+    cap = capture(model, example_inputs, dynamic_batch=bool(dynamic_batch_size))
+    cv = to_core(cap)
+    plan = _compile(cv, compiler_timeout, compiler_args=compiler_args, workdir=compiler_workdir,
+                    framework="PYTORCH", **options)
+    gm = rebuild(cap, cv, plan, bool(dynamic_batch_size))
+    wrapper = _Wrapper(gm, cap.out_spec).eval()
+    args = example_inputs if isinstance(example_inputs, tuple) else (
+        tuple(example_inputs) if isinstance(example_inputs, list) else (example_inputs,))
+    if "strict" not in trace_kwargs and cap.out_spec.type not in (tuple, None):
+        trace_kwargs["strict"] = False       # dict/list outputs need it; say so once
+        log.info("model returns a %s: tracing with strict=False", cap.out_spec.type.__name__)
+    with torch.no_grad():
+        traced = torch.jit.trace(wrapper, args, check_trace=False, **trace_kwargs)
+    _attach(traced, plan)
+    return traced
+
+
+def _attach(traced, plan) -> None:
+    """Keep the partition report on the module for this process (print(traced.neuron_report))."""
+    try:
+        object.__setattr__(traced, "neuron_report", plan.report)
+    except (AttributeError, RuntimeError):
+        log.debug("could not attach the report to the traced module")
