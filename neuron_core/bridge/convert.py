@@ -132,8 +132,8 @@ class Converter:
                 result = rule(self, *args, **kwargs)
             except Unsupported as exc:
                 reason = str(exc)
-            except NeuronError as exc:
-                reason = f"conversion failed: {exc}"
+            except Exception as exc:  # noqa: BLE001 - the op falls back; the report says why
+                reason = f"conversion failed: {type(exc).__name__}: {exc}"
                 log.warning("%s op %s (%s) stays on the host: %s", self.table.framework, name, op,
                             exc)
         if reason is not None:

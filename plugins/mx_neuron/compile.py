@@ -106,6 +106,7 @@ def compile_symbol(sym, args=None, aux=None, inputs=None, **compile_args):
     args = dict(args or {})
     aux = dict(aux or {})
     shapes, dtypes = _input_specs(inputs)
+    mx.nd.waitall()   # MKLDNN may still be reordering weights in place: read them settled
     params = {k: _to_numpy(v) for k, v in {**args, **aux}.items() if k not in shapes}
     missing = sorted(set(sym.list_inputs()) - set(params) - set(shapes))
     known = set(sym.list_inputs())
@@ -156,6 +157,7 @@ def analyze_symbol(sym, args=None, aux=None, inputs=None, **options) -> dict:
     analyze_model: percent_supported, percent_supported_arithmetic, unsupported_operators, ...)."""
     from neuron_core.bridge import analyze
     shapes, dtypes = _input_specs(inputs)
+    mx.nd.waitall()   # see compile_symbol
     params = {k: _to_numpy(v) for k, v in {**(args or {}), **(aux or {})}.items()
               if k not in shapes}
     cap = capture(sym, shapes, dtypes, {k: v.shape for k, v in params.items()},
