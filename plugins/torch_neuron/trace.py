@@ -115,7 +115,8 @@ def trace(model, example_inputs, compiler_args=None, compiler_timeout=None, comp
     wrapper = _Wrapper(gm, cap.out_spec).eval()
     args = example_inputs if isinstance(example_inputs, tuple) else (
         tuple(example_inputs) if isinstance(example_inputs, list) else (example_inputs,))
-    if "strict" not in trace_kwargs and "dict" in str(cap.out_spec) or "list" in str(cap.out_spec):
+    spec = str(cap.out_spec)
+    if "strict" not in trace_kwargs and ("dict" in spec or "list" in spec):
         trace_kwargs["strict"] = False       # dict/list outputs need it; say so once
         log.info("model returns a dict or list: tracing with strict=False")
     with torch.no_grad():
