@@ -10,6 +10,28 @@ throughput, the published ones and their ratios; the target is every ratio withi
 Conditions inferred from the published figures, not fitted: the 4-core BERT batch-6 row keeps 2
 requests in flight per core (Little's law: 40.6 ms x 1180.7/s / 6 = 8 requests on 4 cores), all
 others 1; DistilBERT runs on inf1.xlarge (the source gives no instance).
+
+The fit: the five constants marked "calibrated" in `NeuronCoreConfig` (GRID below), all others as
+published or assumed. With pe_efficiency 0.47, instr_overhead_s 0.5 us, launch_overhead_s 50 us,
+dram_efficiency 0.9 and core_dma_bytes_per_s 21 GB/s (estimated / published):
+
+    published row                        est /s  pub /s ratio  est P50 ms  pub ms ratio
+    BERT-base seq128 b1, 1 core            123.1   121.6  1.01        8.12     8.2  0.99
+    BERT-base seq128 b3, 1 core            249.6   284.6  0.88       12.02    10.5  1.14
+    BERT-base b6, inf1.xlarge (4 cores)   1006.9  1180.7  0.85       47.67    40.6  1.17
+    BERT-base pipeline 16 cores b1        1973.2  2009.0  0.98        5.80     5.9  0.98
+    ResNet-50 fp16 b10, inf1.xlarge       2644.1  2207.0  1.20       15.13    17.8  0.85
+    ResNet-50 b5, inf1.xlarge             2200.6   921.5  2.39        9.09    21.6  0.42  (out)
+    DistilBERT b8, inf1.xlarge            2026.8  1875.0  1.08       15.79       -     -
+
+6 of 7 rows within ±25%. The pipeline row had a P50 of 7.85 ms (1.33) before a pipeline stage's
+latency counted from its inputs' arrival, with the weight loads it starts while it waits for them
+(`neuron_core.runtime.timing`); its throughput and all other rows are unchanged by that. The
+ResNet-50 b5 row cannot be met together with the b10 one: a published 5-image execution takes
+longer (21.7 ms) than a 10-image one (18.1 ms), both one request per core; the argument is in the
+docstring of `neuron_core.runtime.timing`. `--fit` after the pipeline change prefers
+pe_efficiency 0.5, instr_overhead_s 1.5 us, launch_overhead_s 200 us, dram_efficiency 0.8 with an
+RMS log ratio of 0.116 against 0.118 and the same rows inside ±20%, so the constants were kept.
 """
 from __future__ import annotations
 
@@ -141,10 +163,11 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     print("Compiling (fast-math default; ResNet-50 b10 with fp32-cast-all-fp16):")
     compiled = compile_all(MODELS)
-    c = compiled["bert_b1"]
-    t0 = time.perf_counter()
-    estimate_program(c.program, c.metadata, name="bert_b1")
-    print(f"estimating BERT-base (all instance sizes) took {time.perf_counter() - t0:.3f} s")
+    for key in ("bert_b1", "bert_b1_pipe16"):
+        c = compiled[key]
+        t0 = time.perf_counter()
+        estimate_program(c.program, c.metadata, name=key)
+        print(f"estimating {key} (all instance sizes) took {time.perf_counter() - t0:.3f} s")
     print("calibrated constants: " + ", ".join(
         f"{k}={getattr(INF1, k):g}" for k in GRID))
     print_table(evaluate(compiled, INF1))

@@ -23,7 +23,9 @@ class NeuronCoreConfig:
     vector_flops_per_cycle: int = 256  # VectorEngine (AWS docs)
     scalar_flops_per_cycle: int = 512  # ScalarEngine (AWS docs)
     pe_fill_cycles: int = 64           # cycles to load a stationary tile into the array (assumption)
-    sbuf_stream_bytes: int = 2 * 1024 ** 2  # SBUF kept for tiles in flight: rows, prefetch (assumption)
+    # SBUF kept for tiles in flight: rows, and the weights a pipeline stage prefetches
+    # (assumption)
+    sbuf_stream_bytes: int = 2 * 1024 ** 2
     # -- memory system and links ------------------------------------------------------------------
     core_memory_bytes: int = 2 * 1024 ** 3   # device DRAM per core (AWS docs: 8 GiB per chip)
     dram_bytes_per_s: float = 50e9     # per chip, shared by its cores (AWS docs)
@@ -34,11 +36,17 @@ class NeuronCoreConfig:
     dma_latency_s: float = 2e-6        # until the first bytes of a DMA arrive (assumption)
     stage_sync_s: float = 10e-6        # pipeline hand-off between cores, besides the bytes (assumption)
     # -- calibrated (bench/bench_calibration.py) -----------------------------------------------------
-    pe_efficiency: float = 0.47        # achieved / ideal PE-array cycles of the tile plan (calibrated)
+    # Fitted together by the bench's grid search against DESIGN.md §4; with them 6 of the 7
+    # published rows are within ±25% (worst: ResNet-50 FP16 b10 throughput 1.20); ResNet-50
+    # PyTorch b5 cannot be met together with the FP16 b10 row (see `neuron_core.runtime.timing`).
+    pe_efficiency: float = 0.47        # achieved / ideal PE-array cycles of the tile plan: set by
+    #                                    BERT b3/b6, DistilBERT b8, ResNet-50 b10 (calibrated)
     instr_overhead_s: float = 0.5e-6   # issue + semaphore wait per engine instruction (calibrated)
     launch_overhead_s: float = 50e-6   # runtime launch of one execution (calibrated)
-    dram_efficiency: float = 0.9       # achievable share of the chip's DRAM bandwidth (calibrated)
-    core_dma_bytes_per_s: float = 21e9  # most DRAM bandwidth one core's DMA queues draw (calibrated)
+    dram_efficiency: float = 0.9       # achievable share of the chip's DRAM bandwidth: set by the
+    #                                    rows with 4 cores per chip streaming at once (calibrated)
+    core_dma_bytes_per_s: float = 21e9  # most DRAM bandwidth one core's DMA queues draw: set by
+    #                                     BERT b1 on one core, bound by weight streaming (calibrated)
 
     @property
     def peak_flops(self) -> float:

@@ -14,7 +14,12 @@ _COLOURS = {"neuron": "#9be39b", "host": "#f4a6a6", "dropped": "#f7d08a"}
 
 
 def _is_arithmetic(node) -> bool:
-    return get_op(node.op_type).arithmetic if has_op(node.op_type) else True
+    return _arithmetic_type(node.op_type)
+
+
+def _arithmetic_type(op_type: str) -> bool:
+    """Registered ops say whether they compute; a foreign (host-only) op counts as arithmetic."""
+    return get_op(op_type).arithmetic if has_op(op_type) else True
 
 
 def _io(v) -> dict:
@@ -118,6 +123,12 @@ class PartitionReport:
         return (100.0 * self.arithmetic_supported / self.arithmetic_total
                 if self.arithmetic_total else 0.0)
 
+    @property
+    def percent_arithmetic_on_neuron(self) -> float:
+        """Share of the arithmetic operations that run inside a Neuron subgraph."""
+        placed = [r["placement"] == "neuron" for r in self.nodes if _arithmetic_type(r["op_type"])]
+        return 100.0 * sum(placed) / len(placed) if placed else 0.0
+
     # -- renderings ---------------------------------------------------------------------------------
     def __str__(self) -> str:
         lines = [f"{self.percent_supported:.1f}% of all operations ({self.supported} of "
@@ -154,6 +165,7 @@ class PartitionReport:
             "percent_supported": round(self.percent_supported, 2),
             "percent_arithmetic_supported": round(self.percent_arithmetic_supported, 2),
             "percent_on_neuron": round(self.percent_on_neuron, 2),
+            "percent_arithmetic_on_neuron": round(self.percent_arithmetic_on_neuron, 2),
             "supported_count": self.supported, "total_count": self.total,
             "num_subgraphs": self.num_subgraphs, "unsupported_operators": self.unsupported_ops,
             "compiled_operators": self.compiled_ops, "subgraphs": self.subgraphs,

@@ -3,13 +3,16 @@
 Data parallel (the default): every used NeuronCore holds a replica of the model; the cores of one
 chip share its DRAM bandwidth, so a replica's execution time depends on how many cores of its chip
 are in use. Pipeline (a NEFF compiled with --neuroncore-pipeline-cores N): the instruction stream is
-cut into N contiguous stages balanced by time, one per core; latency = the sum of the stage times plus
-the hand-offs between cores (`stage_sync_s` + bytes over NeuronLink), throughput = one request per
-slowest stage (the client keeps the pipeline full).
+cut into N contiguous stages balanced by time, one per core; throughput = one request per slowest
+stage (the client keeps the pipeline full); latency = the sum of the stage times plus the hand-offs
+between cores (`stage_sync_s` + bytes over NeuronLink), where each stage counts from the arrival of
+its inputs: a stage of a full pipeline is launched ahead of its request and waits for the previous
+core, so its weight DMAs, which do not depend on the request, run ahead into the SBUF room kept for
+streaming (`sbuf_stream_bytes`) while it waits.
 
 Requests: a NEFF runs a fixed batch (its inputs' first dimension). A batch size N other than the
-compiled batch B runs as ceil(N/B) executions back to back on one core (the last one padded when B
-does not divide N). `inflight` requests per core are kept outstanding (default 1): with 1, a request
+compiled batch B runs as ceil(N/B) executions back to back on one core, or one slowest stage apart
+through a pipeline (the last one padded when B does not divide N). `inflight` requests per core are kept outstanding (default 1): with 1, a request
 pays its PCIe transfers, execution and host time in turn; with more, transfers and host work overlap
 other requests' executions and the P50 latency follows Little's law (in flight / throughput).
 
@@ -222,11 +225,12 @@ class _Model:
             stages[t], stages[s], times[t], times[s] = other, mine, t_other, t_mine
         return stages
 
-    def stage_seconds(self, busy: int, replica: int) -> list:
+    def stage_seconds(self, busy: int, replica: int, warm: bool = False) -> list:
         """Seconds of each stage of `replica` when `busy` cores run (core i holds stage i % N of
         replica i // N; cores fill the chips in order). A chip's DRAM bandwidth is shared in
         proportion to the bytes each of its cores streams (work-conserving), each core getting at
-        most `core_dma_bytes_per_s`."""
+        most `core_dma_bytes_per_s`. `warm`: the time from the stage's inputs arriving to its
+        end, when up to `sbuf_stream_bytes` of its streamed weights were prefetched before."""
         hw, n = self.hw, len(self.stages)
         demand = [self._bytes(a, b) for a, b in self.stages]
         per_chip: dict = {}
@@ -239,10 +243,11 @@ class _Model:
             total = per_chip[(replica * n + s) // hw.cores_per_chip]
             share = min(hw.core_dma_bytes_per_s, chip_bw * demand[s] / total if demand[s]
                         else chip_bw)
-            key = (a, b, round(share))
+            key = (a, b, round(share), warm)
             if key not in self._cache:
-                self._cache[key] = simulate(self.program, hw, indices=range(a, b),
-                                            bandwidth=share).device_s
+                self._cache[key] = simulate(self.program, hw, indices=range(a, b), bandwidth=share,
+                                            prefetched=hw.sbuf_stream_bytes if warm else 0
+                                            ).device_s
             times.append(self._cache[key] + (hw.stage_sync_s + self.handoff[s] /
                                              hw.neuronlink_bytes_per_s if s else 0.0))
         return times
@@ -308,7 +313,11 @@ def estimate_program(program, metadata: dict | None = None, *, instance: str | N
         rates, latencies, devices = [], [], []
         for r in range(replicas):
             stage = model.stage_seconds(busy, r)
-            device = k * (sum(stage) + hw.launch_overhead_s)
+            if pipeline > 1:  # k executions follow each other one slowest stage apart
+                warm = model.stage_seconds(busy, r, warm=True)
+                device = sum(warm) + (k - 1) * max(stage) + k * hw.launch_overhead_s
+            else:
+                device = k * (sum(stage) + hw.launch_overhead_s)
             alone = device + xfer + host
             if pipeline > 1:
                 service = max(k * max(stage), xfer, host)

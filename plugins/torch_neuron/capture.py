@@ -70,6 +70,7 @@ def capture(model: torch.nn.Module, example_inputs, *, dynamic_batch: bool = Fal
     try:
         with torch.no_grad():
             program = export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
+            _views_as_reshapes(program)
             program = program.run_decompositions()
     except Exception as exc:  # export raises many kinds; say which model and what it said
         hint = ("; with dynamic_batch_size=True every input needs the batch on dimension 0 and "
@@ -89,6 +90,25 @@ def capture(model: torch.nn.Module, example_inputs, *, dynamic_batch: bool = Fal
     user_inputs = [s.arg.name for s in sig.input_specs if s.kind.name == "USER_INPUT"]
     return Captured(program, params, user_inputs, program.call_spec.in_spec,
                     program.call_spec.out_spec, flat)
+
+
+def _views_as_reshapes(program) -> None:
+    """Turn every `view` of the exported graph into `reshape`, in place, before decomposing.
+
+    Why: export records a view of an op's output with the strides that op's kernel gives, and
+    drops a `.contiguous()` that was a no-op for them; a decomposition may lay the same values out
+    differently. torch's rule for `_scaled_dot_product_flash_attention_for_cpu` returns the
+    (L, N, H, E) layout of nn.MultiheadAttention, while the kernel returns the layout of the query,
+    (N, L, H, E) in Hugging Face models, so GPT-2's `attn_output.reshape(...).contiguous()`
+    followed by Conv1D's `x.view(-1, d)` fails with "Cannot view a tensor with shape ... and
+    strides ...". `reshape` is the same view whenever a view is possible and copies otherwise, so
+    the values, and the aliasing of every view that was valid, stay as they were.
+    """
+    view = torch.ops.aten.view.default
+    for node in program.graph_module.graph.nodes:
+        if node.op == "call_function" and node.target is view:
+            node.target = torch.ops.aten.reshape.default
+    program.graph_module.recompile()
 
 
 class _FunctionModule(torch.nn.Module):

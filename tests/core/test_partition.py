@@ -154,6 +154,18 @@ def test_report_lines_json_and_dot():
     assert report.num_subgraphs == 2 and round(report.percent_on_neuron) == 67
 
 
+def test_report_arithmetic_on_neuron_ignores_data_movement():
+    # a, b placed; c (Sin) on the host; d, e placed -> arithmetic placed: a, d of a, c, d
+    g = build([("a", "Relu", ["x"]), ("b", "Identity", ["a"]), ("c", "Sin", ["b"]),
+               ("d", "Relu", ["c"]), ("e", "Flatten", ["d"])])
+    report = partition(g, PartitionOptions(**EXACT)).report
+    assert report.percent_on_neuron == pytest.approx(80.0)
+    assert report.percent_arithmetic_on_neuron == pytest.approx(200 / 3)
+    strict = partition(g, PartitionOptions(cost_aware=False, minimum_segment_size=3)).report
+    assert strict.percent_arithmetic_on_neuron == 0.0
+    assert json.loads(report.to_json())["percent_arithmetic_on_neuron"] == pytest.approx(66.67)
+
+
 # -- properties on random DAGs -----------------------------------------------------------------------
 @st.composite
 def random_dag(draw, max_nodes=40):

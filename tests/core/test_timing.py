@@ -199,3 +199,45 @@ def test_estimate_rejects_bad_arguments(kwargs, needle):
     compiled = compile_graph(from_onnx(small_cnn()), parse_compiler_args([]))
     with pytest.raises(NeuronError, match=needle.replace("(", r"\(")):
         estimate_program(compiled.program, compiled.metadata, **kwargs)
+
+
+def _matmul_chain(layers: int, width: int, args=()):
+    inits = [numpy_helper.from_array(np.full((width, width), 0.01, np.float32), f"w{i}")
+             for i in range(layers)]
+    nodes = [helper.make_node("MatMul", ["x" if i == 0 else f"h{i}", f"w{i}"],
+                              ["y" if i == layers - 1 else f"h{i + 1}"]) for i in range(layers)]
+    return _compile(nodes, [_f32("x", (128, width))], [_f32("y", (128, width))], inits, args)
+
+
+def test_prefetched_weights_shorten_a_streaming_execution_by_their_transfer_time():
+    program = _matmul_chain(4, 2048).program  # 4 x 8 MiB of bf16 weights: streamed
+    cold = simulate(program)
+    warm = simulate(program, prefetched=INF1.sbuf_stream_bytes)
+    assert warm.dram_bytes == cold.dram_bytes  # the same bytes move, only earlier
+    saved = INF1.sbuf_stream_bytes / cold.bandwidth
+    assert cold.device_s - warm.device_s == pytest.approx(saved, rel=0.1)
+    resident = simulate(_matmul(128, 512, 512).program, prefetched=INF1.sbuf_stream_bytes)
+    assert resident.device_s == simulate(_matmul(128, 512, 512).program).device_s
+
+
+def test_pipeline_latency_counts_each_stage_from_its_inputs():
+    compiled = _matmul_chain(12, 1536, ["--neuroncore-pipeline-cores", "4"])
+    e = estimate_program(compiled.program, compiled.metadata,
+                         instance="inf1.xlarge").instances["inf1.xlarge"]
+    period = 4 * e.batch_size / e.throughput_per_s * 1e3  # 4 stages, one period each
+    # every stage streams weights, so each starts its next request's weights while it waits
+    # for the previous stage: a request's latency is shorter than 4 full stage periods
+    bw = INF1.core_dram_bytes_per_s(4)
+    saved = 4 * INF1.sbuf_stream_bytes / bw * 1e3
+    assert e.latency_ms_p50 < period - 0.8 * saved
+    assert e.latency_ms_p50 > period - 1.2 * saved - 4 * INF1.launch_overhead_s * 1e3
+
+
+def test_pipeline_runs_a_larger_batch_one_slowest_stage_apart():
+    compiled = _matmul_chain(12, 1536, ["--neuroncore-pipeline-cores", "4"])
+    one, three = (estimate_program(compiled.program, compiled.metadata, instance="inf1.xlarge",
+                                   batch_size=n).instances["inf1.xlarge"] for n in (128, 384))
+    period_ms = 128 / one.throughput_per_s * 1e3
+    launch_ms = INF1.launch_overhead_s * 1e3
+    assert three.device_ms == pytest.approx(one.device_ms + 2 * (period_ms + launch_ms), rel=1e-6)
+    assert three.throughput_per_s == pytest.approx(one.throughput_per_s, rel=1e-6)

@@ -7,7 +7,7 @@ import numpy as np
 from neuron_core.bridge import Unsupported
 
 from . import TABLE
-from ._util import axis, ints, output_used
+from ._util import axis, ints, onnx_dtype, output_used
 
 
 def _pair(v, n: int) -> list:
@@ -135,6 +135,16 @@ for _name, _core in {"mean.dim": "ReduceMean", "sum.dim_IntList": "ReduceSum",
                      "mean.default": "ReduceMean", "sum.default": "ReduceSum",
                      "prod.dim_int": "ReduceProd"}.items():
     TABLE.register(f"aten.{_name}")(_reduce(_core))
+
+
+@TABLE.register("aten.cumsum.default")
+def _cumsum(cv, x, dim, dtype=None):
+    # torch sums bool and integer tensors in int64 unless told otherwise
+    name = str(dtype).replace("torch.", "") if dtype is not None else (
+        "int64" if x.type.dtype in ("bool", "int8", "uint8", "int16", "int32") else x.type.dtype)
+    if name != x.type.dtype:
+        x = cv.op("Cast", [x], {"to": onnx_dtype(name)})
+    return cv.op("CumSum", [x, ints(cv, [axis(dim, x)])])
 
 
 @TABLE.register("aten.upsample_nearest2d.vec", "aten.upsample_nearest2d.default")

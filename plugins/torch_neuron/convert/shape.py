@@ -7,7 +7,7 @@ from neuron_core.bridge import Unsupported
 from neuron_core.ir import Value
 
 from . import TABLE
-from ._util import axis, ints
+from ._util import axis, ints, onnx_dtype
 
 
 @TABLE.register("aten.view.default", "aten._unsafe_view.default", "aten.reshape.default")
@@ -89,13 +89,52 @@ def _split(cv, x, sizes, dim=0):
 
 @TABLE.register("aten.index.Tensor")
 def _index(cv, x, indices):
-    used = [(i, t) for i, t in enumerate(indices) if t is not None]
-    if len(used) != 1 or not isinstance(used[0][1], Value):
-        raise Unsupported("advanced indexing with more than one index tensor")
-    dim, idx = used[0]
-    if idx.type.dtype == "bool":
+    """x[i0, i1, ...] with integer index tensors: one Gather over the indexed dims flattened into
+    one, at the flat index sum(i_k * stride_k), which folds to a constant when the indices are
+    constants (the iota indices of Hugging Face's vmap-built attention masks)."""
+    used = [(d, t) for d, t in enumerate(indices) if t is not None]
+    if not used or not all(isinstance(t, Value) for _, t in used):
+        raise Unsupported("indexing with a non-tensor index")
+    if any(t.type.dtype == "bool" for _, t in used):
         raise Unsupported("boolean-mask indexing has a data-dependent output shape")
-    return cv.op("Gather", [x, idx], {"axis": dim})
+    if len(used) == 1:
+        return cv.op("Gather", [x, used[0][1]], {"axis": used[0][0]})
+    dims = [d for d, _ in used]
+    shape = list(x.type.shape)
+    at = dims[0]
+    if dims != list(range(at, at + len(dims))):
+        # indexed dims apart: torch puts the broadcast index dims first
+        order = dims + [d for d in range(len(shape)) if d not in dims]
+        x = cv.op("Transpose", [x], {"perm": order})
+        shape, at = [shape[d] for d in order], 0
+    sizes = shape[at:at + len(dims)]
+    x = cv.op("Reshape", [x, ints(cv, shape[:at] + [int(np.prod(sizes))] +
+                                  shape[at + len(dims):])])
+    flat, stride = None, 1
+    for (_, idx), size in reversed(list(zip(used, sizes))):
+        if idx.type.dtype != "int64":
+            idx = cv.op("Cast", [idx], {"to": onnx_dtype("int64")})
+        idx = cv.op("Where", [cv.op("Less", [idx, cv.const(0, idx)]),
+                              cv.op("Add", [idx, cv.const(size, idx)]), idx])
+        term = idx if stride == 1 else cv.op("Mul", [idx, cv.const(stride, idx)])
+        flat = term if flat is None else cv.op("Add", [term, flat])
+        stride *= size
+    return cv.op("Gather", [x, flat], {"axis": at})
+
+
+@TABLE.register("aten.gather.default")
+def _gather(cv, x, dim, index, sparse_grad=False):
+    return cv.op("GatherElements", [x, index], {"axis": axis(dim, x)})
+
+
+@TABLE.register("aten._assert_tensor_metadata.default")
+def _assert_metadata(cv, x, size=None, stride=None, dtype=None, **_):
+    """export's check of a tensor's dtype and shape: static here, so it holds by construction."""
+    want = str(dtype).replace("torch.", "") if dtype is not None else x.type.dtype
+    if want != x.type.dtype or (size is not None and tuple(size) != tuple(x.type.shape)):
+        raise Unsupported(f"tensor metadata check expects {size} {want}, the graph has "
+                          f"{x.type.shape} {x.type.dtype}")
+    return None
 
 
 @TABLE.register("aten.constant_pad_nd.default")

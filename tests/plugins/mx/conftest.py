@@ -1,17 +1,7 @@
-"""Fixtures of the MXNet plugin tests: the simulator's precision per test."""
+"""The MXNet plugin tests need mx_neuron, which restores np.bool before importing mxnet."""
 from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("mx_neuron")   # restores np.bool, then imports mxnet
+pytest.importorskip("mx_neuron")
 pytest.importorskip("mxnet")
-
-
-@pytest.fixture
-def fp32(monkeypatch):
-    monkeypatch.setenv("NEURON_SIM_PRECISION", "fp32")
-
-
-@pytest.fixture
-def hardware(monkeypatch):
-    monkeypatch.setenv("NEURON_SIM_PRECISION", "hardware")

@@ -3,25 +3,15 @@
 without it."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
 mx_neuron = pytest.importorskip("mx_neuron")
 mx = pytest.importorskip("mxnet")
 
+from ..fresh_process import run_python as _run  # noqa: E402
 from .mx_helpers import FP32_TOL, rel_err  # noqa: E402
 from .test_mx_api import SHAPE, _cnn  # noqa: E402
-
-
-def _run(script: str, tmp_path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "NEURON_SIM_PRECISION": "fp32"}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -2,21 +2,17 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+
+from ..fresh_process import run_tutorial
 
 pytest.importorskip("mx_neuron")
 pytest.importorskip("mxnet")
 
-TUTORIAL = Path(__file__).resolve().parents[3] / "tutorials" / "mxnet_resnet.py"
-
 
 def test_tutorial_mxnet_resnet_runs(tmp_path):
-    proc = subprocess.run([sys.executable, str(TUTORIAL), "--workdir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = run_tutorial("mxnet_resnet.py", "--workdir", str(tmp_path), timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "100.0% of operations on Neuron" in out

@@ -1,23 +1,17 @@
 """The TensorFlow tutorial runs as a script and reports agreement with TensorFlow."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-pytest.importorskip("tensorflow")
+from ..fresh_process import run_tutorial
 
-TUTORIAL = Path(__file__).resolve().parents[3] / "tutorials" / "tensorflow_keras_cnn.py"
+pytest.importorskip("tensorflow")
 
 
 def test_tutorial_keras_cnn_runs(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "NEURON_SIM_PRECISION"}
-    done = subprocess.run([sys.executable, str(TUTORIAL), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=240)
+    done = run_tutorial("tensorflow_keras_cnn.py", str(tmp_path), timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert re.search(r"compiled in [\d.]+ s: \{'OnNeuronRatio': 1\.0\}", out), out
