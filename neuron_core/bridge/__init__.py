@@ -18,7 +18,7 @@ No framework is imported here; the plugins bring theirs.
 from .analyze import analyze
 from .convert import ConversionTable, Converter, Unsupported
 from .plan import NeuronCall, Plan, compile_plan
-from .runner import neff_key, run_neff
+from .runner import bound_core, neff_key, on_core, run_neff
 
 __all__ = ["ConversionTable", "Converter", "Unsupported", "NeuronCall", "Plan", "compile_plan",
-           "run_neff", "neff_key", "analyze"]
+           "run_neff", "neff_key", "on_core", "bound_core", "analyze"]

@@ -5,9 +5,13 @@ plugins share.
 With `dynamic_batch=True`, dimension 0 of every input and output may differ from the compiled
 batch: the inputs are cut into compiled-size chunks (the last one padded), run one by one, and the
 outputs joined and trimmed. Any other dimension must match exactly.
+
+A plugin's data-parallel wrapper runs replicas in threads, each inside `on_core(i)`: every NEFF
+that thread runs is then loaded (once) on NeuronCore i, and other threads are unaffected.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import threading
@@ -19,6 +23,23 @@ from ..errors import BadInputError, NeffFormatError
 
 _LOADED: dict = {}
 _LOCK = threading.Lock()
+_BINDING = threading.local()
+
+
+@contextlib.contextmanager
+def on_core(core: int | None):
+    """Run the NEFFs this thread calls inside the block on NeuronCore `core` (None: any core)."""
+    previous = getattr(_BINDING, "core", None)
+    _BINDING.core = core
+    try:
+        yield
+    finally:
+        _BINDING.core = previous
+
+
+def bound_core() -> int | None:
+    """The NeuronCore this thread is bound to by `on_core`, or None."""
+    return getattr(_BINDING, "core", None)
 
 
 def neff_key(neff) -> bytes:
@@ -33,14 +54,14 @@ def neff_key(neff) -> bytes:
     return bytes(buf[header_len - 32:header_len])
 
 
-def _model(neff, precision: str | None):
+def _model(neff, precision: str | None, core: int | None):
     from .. import runtime
     precision = precision or os.environ.get("NEURON_SIM_PRECISION", "hardware")
-    key = (neff_key(neff), precision)
+    key = (neff_key(neff), precision, core)
     with _LOCK:
         model = _LOADED.get(key)
         if model is None or not model.loaded:
-            model = runtime.load(bytes(neff), precision=precision)
+            model = runtime.load(bytes(neff), precision=precision, core=core)
             _LOADED[key] = model
     return model
 
@@ -54,9 +75,10 @@ def unload_all() -> None:
 
 
 def run_neff(neff, inputs: list, *, dynamic_batch: bool = False, name: str = "neuron subgraph",
-             precision: str | None = None) -> list:
-    """Run `neff` (bytes-like) on numpy `inputs` in declared order; returns numpy outputs."""
-    model = _model(neff, precision)
+             precision: str | None = None, core: int | None = None) -> list:
+    """Run `neff` (bytes-like) on numpy `inputs` in declared order; returns numpy outputs.
+    `core` defaults to the thread's `on_core` binding, else the first core with room."""
+    model = _model(neff, precision, bound_core() if core is None else core)
     expected = model.inputs
     if len(inputs) != len(expected):
         raise BadInputError(f"{name} takes {len(expected)} inputs "

@@ -6,7 +6,8 @@
     again = torch.jit.load("model_neuron.pt")              # in any process, after import torch_neuron
 
 Importing this package registers the `neuron::forward_v1` operator and makes `torch.neuron`
-available with `trace`, `analyze_model`, `is_available` and `get_supported_operations`.
+available with `trace`, `analyze_model`, `DataParallel`, `is_available` and
+`get_supported_operations`.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from neuron_core.errors import NeuronError
 from . import op  # noqa: F401  (registers neuron::forward_v1)
 from .capture import capture
 from .convert import TABLE
+from .data_parallel import DataParallel
 from .graph import to_core
 from .trace import trace
 
@@ -46,7 +48,7 @@ def is_available() -> bool:
     """True when at least one (simulated) NeuronCore is visible to this process."""
     from neuron_core.runtime.device import get_device_manager
     try:
-        return len(get_device_manager().cores) > 0
+        return len(get_device_manager().visible_cores) > 0
     except NeuronError:
         return False
 
@@ -59,4 +61,4 @@ def get_supported_operations() -> list[str]:
 torch.neuron = sys.modules[__name__]
 sys.modules.setdefault("torch.neuron", sys.modules[__name__])
 
-__all__ = ["trace", "analyze_model", "is_available", "get_supported_operations"]
+__all__ = ["trace", "analyze_model", "DataParallel", "is_available", "get_supported_operations"]

@@ -6,10 +6,12 @@ module scope (`nn_module_stack`) for the report, and parameters arrive as named,
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
 import torch
+import torch.fx.experimental._config as fx_config
 import torch.utils._pytree as pytree
 from torch.export import Dim, export
 
@@ -62,22 +64,23 @@ def capture(model: torch.nn.Module, example_inputs, *, dynamic_batch: bool = Fal
         model = _FunctionModule(model)
     was_training = model.training
     model.eval()
-    dynamic_shapes = None
-    if dynamic_batch:
-        batch = Dim("batch", min=1)
-        dynamic_shapes = pytree.tree_map(
-            lambda t: {0: batch} if t.dim() > 0 else None, args)
     try:
-        with torch.no_grad():
-            program = export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
-            _views_as_reshapes(program)
-            program = program.run_decompositions()
-    except Exception as exc:  # export raises many kinds; say which model and what it said
-        hint = ("; with dynamic_batch_size=True every input needs the batch on dimension 0 and "
-                "the model must not specialise on it" if dynamic_batch else "")
-        raise FrontendError(f"torch.export could not capture {type(model).__name__}: "
-                            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                            f"{hint}") from exc
+        try:
+            program = _export(model, args, dynamic_batch, min_batch=1)
+        except Exception as exc:  # export raises many kinds; say which model and what it said
+            one = all(t.dim() == 0 or t.shape[0] == 1 for t in flat)
+            if not (dynamic_batch and one and "Constraints violated" in str(exc)):
+                raise _capture_error(model, exc, dynamic_batch) from exc
+            # the model takes another branch at batch 1 (transformers' masks do): capture the
+            # general one from the example repeated to batch 2, the compiled batch from now on
+            log.info("%s specialises on a batch of 1; capturing it at batch 2 (the example "
+                     "repeated) so that every batch size runs", type(model).__name__)
+            args = pytree.tree_map(lambda t: torch.cat([t, t]) if t.dim() else t, args)
+            flat, _ = pytree.tree_flatten(args)
+            try:
+                program = _export(model, args, dynamic_batch, min_batch=2)
+            except Exception as again:
+                raise _capture_error(model, again, dynamic_batch) from again
     finally:
         model.train(was_training)
     sig = program.graph_signature
@@ -90,6 +93,28 @@ def capture(model: torch.nn.Module, example_inputs, *, dynamic_batch: bool = Fal
     user_inputs = [s.arg.name for s in sig.input_specs if s.kind.name == "USER_INPUT"]
     return Captured(program, params, user_inputs, program.call_spec.in_spec,
                     program.call_spec.out_spec, flat)
+
+
+def _export(model, args, dynamic_batch: bool, min_batch: int):
+    dynamic_shapes = None
+    sizes = contextlib.nullcontext()
+    if dynamic_batch:
+        batch = Dim("batch", min=min_batch)
+        dynamic_shapes = pytree.tree_map(lambda t: {0: batch} if t.dim() > 0 else None, args)
+        # users trace with a batch of 1; without this, export specialises a size-1 example
+        sizes = fx_config.patch(backed_size_oblivious=True)
+    with torch.no_grad(), sizes:
+        program = export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
+        _views_as_reshapes(program)
+        return program.run_decompositions()
+
+
+def _capture_error(model, exc: Exception, dynamic_batch: bool) -> FrontendError:
+    hint = ("; with dynamic_batch_size=True every input needs the batch on dimension 0 and the "
+            "model must not specialise on it" if dynamic_batch else "")
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return FrontendError(f"torch.export could not capture {type(model).__name__}: "
+                         f"{type(exc).__name__}: {first}{hint}")
 
 
 def _views_as_reshapes(program) -> None:

@@ -18,12 +18,16 @@ log = logging.getLogger("Neuron")
 
 
 class _Wrapper(torch.nn.Module):
-    """Takes the user's argument structure, flattens it, and returns the model's output structure."""
+    """Takes the user's argument structure, flattens it, and returns the model's output structure.
 
-    def __init__(self, gm: torch.fx.GraphModule, out_spec):
+    Its buffer `neuron_batch` ([compiled batch, dynamic]: the first input's dimension 0, and
+    whether it may vary) travels with the saved model for `torch.neuron.DataParallel`."""
+
+    def __init__(self, gm: torch.fx.GraphModule, out_spec, batch: int, dynamic: bool):
         super().__init__()
         self.graph_module = gm
         self._out_spec = out_spec
+        self.register_buffer("neuron_batch", torch.tensor([batch, int(dynamic)]))
 
     def forward(self, *args):
         flat, _ = pytree.tree_flatten(args)
@@ -112,9 +116,10 @@ def trace(model, example_inputs, compiler_args=None, compiler_timeout=None, comp
     plan = _compile(cv, compiler_timeout, compiler_args=compiler_args, workdir=compiler_workdir,
                     framework="PYTORCH", **options)
     gm = rebuild(cap, cv, plan, bool(dynamic_batch_size))
-    wrapper = _Wrapper(gm, cap.out_spec).eval()
     args = example_inputs if isinstance(example_inputs, tuple) else (
         tuple(example_inputs) if isinstance(example_inputs, list) else (example_inputs,))
+    wrapper = _Wrapper(gm, cap.out_spec, _batch_of(cap.example_flat),
+                       bool(dynamic_batch_size)).eval()
     spec = str(cap.out_spec)
     if "strict" not in trace_kwargs and ("dict" in spec or "list" in spec):
         trace_kwargs["strict"] = False       # dict/list outputs need it; say so once
@@ -123,6 +128,12 @@ def trace(model, example_inputs, compiler_args=None, compiler_timeout=None, comp
         traced = torch.jit.trace(wrapper, args, check_trace=False, **trace_kwargs)
     _attach(traced, plan)
     return traced
+
+
+def _batch_of(args) -> int:
+    """Dimension 0 of the first tensor input (0 when there is none)."""
+    tensors = [t for t in pytree.tree_leaves(args) if isinstance(t, torch.Tensor) and t.dim()]
+    return int(tensors[0].shape[0]) if tensors else 0
 
 
 def _attach(traced, plan) -> None:
