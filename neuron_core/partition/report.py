@@ -10,6 +10,7 @@ from ..dtypes import SHORT
 from ..ops import get_op, has_op
 from .cluster import cluster_indices
 
+_HOST_LINES = 10   # unsupported operations named one by one in the text report
 _COLOURS = {"neuron": "#9be39b", "host": "#f4a6a6", "dropped": "#f7d08a"}
 
 
@@ -76,7 +77,7 @@ class PartitionReport:
             placement = "neuron" if n.name in sub_of else ("dropped" if inherent[n.name] else "host")
             rows.append({"name": n.name, "op_type": n.op_type, "placement": placement,
                          "kind": v.kind or "supported", "reason": v.reason,
-                         "subgraph": sub_of.get(n.name)})
+                         "subgraph": sub_of.get(n.name), "scope": n.scope})
         edges = [(v.producer.name, n.name) for n in nodes for v in n.inputs
                  if v is not None and v.producer is not None]
         subgraphs = [{"index": s.index, "operations": len(s.nodes),
@@ -154,6 +155,13 @@ class PartitionReport:
                           if r["placement"] == "dropped")
         for (kind, reason), n in dropped.items():
             lines.append(f"  {n} supported operation(s) left on the host ({kind}): {reason}")
+        host = [r for r in self.nodes if r["placement"] == "host"]
+        for r in host[:_HOST_LINES]:
+            where = f" in {r['scope']}" if r.get("scope") else ""
+            lines.append(f"  on the host: {r['name']} ({r['op_type']}){where}: {r['reason']}")
+        if len(host) > _HOST_LINES:
+            lines.append(f"  ... and {len(host) - _HOST_LINES} more on the host (report.nodes "
+                         "lists them all)")
         causes = [r for r in self.ranking if r["fragments_caused"] > 0]
         if causes:
             lines.append("Fix first (fragments each unsupported op type causes): " + ", ".join(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -103,7 +104,10 @@ def _export(model, args, dynamic_batch: bool, min_batch: int):
         dynamic_shapes = pytree.tree_map(lambda t: {0: batch} if t.dim() > 0 else None, args)
         # users trace with a batch of 1; without this, export specialises a size-1 example
         sizes = fx_config.patch(backed_size_oblivious=True)
-    with torch.no_grad(), sizes:
+    with torch.no_grad(), sizes, warnings.catch_warnings():
+        # torch's own pytree specs trip its own deprecation notice while exporting; not the user's
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)",
+                                category=FutureWarning)
         program = export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
         _views_as_reshapes(program)
         return program.run_decompositions()
@@ -148,10 +152,14 @@ class _FunctionModule(torch.nn.Module):
 
 
 def scope_of(node) -> str:
-    """The module path of a node, e.g. 'layer1.0.conv1', from nn_module_stack."""
+    """The module path and class of a node, e.g. 'layer1.0.conv1 (Conv2d)', from nn_module_stack."""
     stack = node.meta.get("nn_module_stack") or {}
-    path = [v[0] for v in stack.values() if v and v[0]]
-    return path[-1] if path else ""
+    scopes = [v for v in stack.values() if v and v[0]]
+    if not scopes:
+        return ""
+    path, kind = scopes[-1][0], scopes[-1][1] if len(scopes[-1]) > 1 else ""
+    kind = getattr(kind, "__name__", None) or str(kind).rsplit(".", 1)[-1].strip("'>")
+    return f"{path} ({kind})" if kind else path
 
 
 def type_of(node):

@@ -152,6 +152,7 @@ def test_report_lines_json_and_dot():
     dot = report.to_dot()
     assert dot.startswith("digraph") and "cluster_0" in dot and '"c" [label="Sin' in dot
     assert report.num_subgraphs == 2 and round(report.percent_on_neuron) == 67
+    assert "  on the host: c (Sin): " in text and "  on the host: f (Sin): " in text
 
 
 def test_report_arithmetic_on_neuron_ignores_data_movement():

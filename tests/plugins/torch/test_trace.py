@@ -203,3 +203,21 @@ def test_trace_bad_example_inputs_say_what_is_wrong():
         torch.neuron.trace(family("vgg"), (torch.randn(1, 3, 32, 32), "text"))
     with pytest.raises(NeuronError, match="optimizations"):
         torch.neuron.trace(family("vgg"), torch.randn(1, 3, 32, 32), optimizations=["x"])
+
+
+class _SinBlock(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        return torch.sin(self.fc(x))
+
+
+def test_report_names_the_module_of_each_host_op(fp32, caplog):
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), _SinBlock(), torch.nn.ReLU()).eval()
+    with caplog.at_level(logging.INFO, logger="Neuron"):
+        traced = torch.neuron.trace(model, torch.randn(2, 8), cost_aware=False)
+    host = [r for r in traced.neuron_report.nodes if r["placement"] == "host"]
+    assert [(r["op_type"], r["scope"]) for r in host] == [("aten::aten.sin.default", "1 (_SinBlock)")]
+    assert "on the host: sin (aten::aten.sin.default) in 1 (_SinBlock): PyTorch op" in caplog.text
