@@ -4,7 +4,8 @@ Run it:  python tutorials/pytorch_resnet_bert.py [--workdir DIR]
 
 Steps, for each model: trace it with `torch.neuron.trace`, read the partition report (what runs
 on the NeuronCore, what stays in PyTorch and why), save it with `torch.jit.save`, load it back
-with `torch.jit.load` (after `import torch_neuron`), run it, and compare with eager PyTorch.
+with `torch.jit.load` (after `import torch_neuron`), run it, compare with eager PyTorch, and
+estimate its latency and throughput on each Inf1 size.
 The CNN is a small ResNet written here; the encoder is a Hugging Face BERT built from a config
 (random weights, nothing is downloaded).
 """
@@ -90,6 +91,10 @@ def walk_through(name: str, model: torch.nn.Module, example: tuple, workdir: Pat
     print(f"max error relative to PyTorch: {relative_error(got, want):.2e}")
     print(f"reloaded model matches the traced one: "
           f"{bool(torch.equal(pick(traced(*example)), got))}")
+
+    # 4. Before renting an Inf1 instance: the timing model's latency and throughput per size,
+    #    with the host work (measured when tracing) and PCIe transfers shown apart.
+    print(torch.neuron.estimate(loaded).format())
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import contextlib
 import os
 import struct
 import threading
+import time
 
 import numpy as np
 
@@ -35,6 +36,19 @@ def on_core(core: int | None):
         yield
     finally:
         _BINDING.core = previous
+
+
+@contextlib.contextmanager
+def neuron_time():
+    """Yield a dict whose "seconds" grows by the wall time this thread spends in `run_neff` inside
+    the block (the plugins subtract it from a whole run to measure their host work)."""
+    box = {"seconds": 0.0, "calls": 0}
+    previous = getattr(_BINDING, "timer", None)
+    _BINDING.timer = box
+    try:
+        yield box
+    finally:
+        _BINDING.timer = previous
 
 
 def bound_core() -> int | None:
@@ -78,6 +92,18 @@ def run_neff(neff, inputs: list, *, dynamic_batch: bool = False, name: str = "ne
              precision: str | None = None, core: int | None = None) -> list:
     """Run `neff` (bytes-like) on numpy `inputs` in declared order; returns numpy outputs.
     `core` defaults to the thread's `on_core` binding, else the first core with room."""
+    timer = getattr(_BINDING, "timer", None)
+    if timer is None:
+        return _run(neff, inputs, dynamic_batch, name, precision, core)
+    started = time.perf_counter()
+    try:
+        return _run(neff, inputs, dynamic_batch, name, precision, core)
+    finally:
+        timer["seconds"] += time.perf_counter() - started
+        timer["calls"] += 1
+
+
+def _run(neff, inputs: list, dynamic_batch: bool, name: str, precision, core) -> list:
     model = _model(neff, precision, bound_core() if core is None else core)
     expected = model.inputs
     if len(inputs) != len(expected):

@@ -6,7 +6,7 @@
     again = torch.jit.load("model_neuron.pt")              # in any process, after import torch_neuron
 
 Importing this package registers the `neuron::forward_v1` operator and makes `torch.neuron`
-available with `trace`, `analyze_model`, `DataParallel`, `is_available` and
+available with `trace`, `analyze_model`, `estimate`, `DataParallel`, `is_available` and
 `get_supported_operations`.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .capture import capture
 from .convert import TABLE
 from .data_parallel import DataParallel
 from .graph import to_core
-from .trace import trace
+from .trace import estimate, trace
 
 __version__ = "1.13.0.sim"
 
@@ -61,4 +61,4 @@ def get_supported_operations() -> list[str]:
 torch.neuron = sys.modules[__name__]
 sys.modules.setdefault("torch.neuron", sys.modules[__name__])
 
-__all__ = ["trace", "analyze_model", "DataParallel", "is_available", "get_supported_operations"]
+__all__ = ["trace", "analyze_model", "estimate", "DataParallel", "is_available", "get_supported_operations"]

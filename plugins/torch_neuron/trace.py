@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import torch
 import torch.utils._pytree as pytree
 
-from neuron_core.bridge import compile_plan
+from neuron_core.bridge import compile_plan, estimate_neffs, neuron_time
 from neuron_core.errors import CompilerError, NeuronError
 
 from .capture import capture
@@ -20,14 +21,16 @@ log = logging.getLogger("Neuron")
 class _Wrapper(torch.nn.Module):
     """Takes the user's argument structure, flattens it, and returns the model's output structure.
 
-    Its buffer `neuron_batch` ([compiled batch, dynamic]: the first input's dimension 0, and
-    whether it may vary) travels with the saved model for `torch.neuron.DataParallel`."""
+    Its buffers travel with the saved model: `neuron_batch` ([compiled batch, dynamic]: the first
+    input's dimension 0, and whether it may vary) for `torch.neuron.DataParallel`, and
+    `neuron_host_ms` (the host work per call, measured at trace time) for `torch.neuron.estimate`."""
 
     def __init__(self, gm: torch.fx.GraphModule, out_spec, batch: int, dynamic: bool):
         super().__init__()
         self.graph_module = gm
         self._out_spec = out_spec
         self.register_buffer("neuron_batch", torch.tensor([batch, int(dynamic)]))
+        self.register_buffer("neuron_host_ms", torch.zeros((), dtype=torch.float64))
 
     def forward(self, *args):
         flat, _ = pytree.tree_flatten(args)
@@ -118,16 +121,67 @@ def trace(model, example_inputs, compiler_args=None, compiler_timeout=None, comp
     gm = rebuild(cap, cv, plan, bool(dynamic_batch_size))
     args = example_inputs if isinstance(example_inputs, tuple) else (
         tuple(example_inputs) if isinstance(example_inputs, list) else (example_inputs,))
-    wrapper = _Wrapper(gm, cap.out_spec, _batch_of(cap.example_flat),
-                       bool(dynamic_batch_size)).eval()
+    # named after the user's model, so that a loaded model still says what it is
+    named = type(getattr(model, "__name__", None) or type(model).__name__, (_Wrapper,), {})
+    wrapper = named(gm, cap.out_spec, _batch_of(cap.example_flat), bool(dynamic_batch_size)).eval()
     spec = str(cap.out_spec)
     if "strict" not in trace_kwargs and ("dict" in spec or "list" in spec):
         trace_kwargs["strict"] = False       # dict/list outputs need it; say so once
         log.info("model returns a dict or list: tracing with strict=False")
     with torch.no_grad():
         traced = torch.jit.trace(wrapper, args, check_trace=False, **trace_kwargs)
+    _measure_host(traced, args)
     _attach(traced, plan)
+    log.info(summary(traced))
     return traced
+
+
+def _measure_host(traced, args) -> None:
+    """Time runs of the example: everything outside NeuronCore calls is host work. TorchScript's
+    first-call optimisation is switched off so that it is not counted; the best of two runs."""
+    host = []
+    with torch.no_grad(), torch.jit.optimized_execution(False):
+        for _ in range(2):
+            with neuron_time() as inside:
+                started = time.perf_counter()
+                traced(*args)
+                host.append(time.perf_counter() - started - inside["seconds"])
+    traced.neuron_host_ms.fill_(1e3 * max(0.0, min(host)))
+
+
+def _neffs(model) -> list:
+    return [bytes(b.numpy()) for name, b in model.named_buffers()
+            if name == "neff" or name.endswith(".neff")]
+
+
+def estimate(model, instance: str | None = None, cores: int | None = None,
+             batch_size: int | None = None, host_ms: float | None = None):
+    """Latency P50 and throughput of a traced (or loaded) model on Inf1 sizes, from the timing
+    model: its Neuron subgraphs plus the host work measured when it was traced (or `host_ms`).
+
+    Example:
+        >>> print(torch.neuron.estimate(traced).format())                  # doctest: +SKIP
+        >>> torch.neuron.estimate(traced, "inf1.xlarge").instances["inf1.xlarge"].latency_ms_p50
+    """
+    host = getattr(model, "neuron_host_ms", None)
+    if host is None or not isinstance(host, torch.Tensor):
+        raise NeuronError(f"estimate takes a model returned by torch.neuron.trace (or loaded from "
+                          f"one), got {type(model).__name__}")
+    return estimate_neffs(_neffs(model), host_ms=float(host) if host_ms is None else host_ms,
+                          name=getattr(model, "original_name", "model"), instance=instance,
+                          cores=cores, batch_size=batch_size)
+
+
+def summary(model) -> str:
+    """One line for the end of a trace: the estimate on the smallest Inf1 size."""
+    est = estimate(model, instance="inf1.xlarge")
+    row = est.instances["inf1.xlarge"]
+    if row.latency_ms_p50 is None:
+        return f"Estimated on inf1.xlarge: {row.note}"
+    return (f"Estimated on inf1.xlarge (timing model, batch {row.batch_size}, {row.cores} "
+            f"NeuronCores): P50 {row.latency_ms_p50:.2f} ms (device {row.device_ms:.2f}, PCIe "
+            f"{row.transfer_ms:.2f}, host {row.host_ms:.2f}), {row.throughput_per_s:.1f}/s; "
+            "every size: torch.neuron.estimate(model)")
 
 
 def _batch_of(args) -> int:

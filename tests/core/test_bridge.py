@@ -161,3 +161,35 @@ def test_bridge_rejects_unknown_option_and_duplicate_rule():
         compile_plan(_convert(nodes, params), minimum_segmnt_size=1)
     with pytest.raises(NeuronError, match="two conversion rules"):
         TABLE.register("relu")(lambda cv, x: x)
+
+
+def test_bridge_estimate_chains_subgraphs_and_adds_host_time():
+    from neuron_core.bridge import estimate_neffs, neuron_time
+    from neuron_core.compiler.program import Program
+    from neuron_core.neff import read_neff
+    from neuron_core.runtime.estimate import estimate_program
+    rng = np.random.default_rng(0)
+    nodes, params = _toy_model(rng)
+    plan = compile_plan(_convert(nodes, params), minimum_segment_size=1, cost_aware=False)
+    singles = []
+    for call in plan.calls:
+        neff = read_neff(call.neff)
+        singles.append(estimate_program(Program.from_json(neff.program), neff.metadata,
+                                        instance="inf1.xlarge").instances["inf1.xlarge"])
+    est = estimate_neffs([c.neff for c in plan.calls], host_ms=1.5, name="toy")
+    row = est.instances["inf1.xlarge"]
+    # a request runs both subgraphs in turn on its core, then pays the host work
+    assert row.latency_ms_p50 == pytest.approx(sum(s.latency_ms_p50 for s in singles) + 1.5)
+    assert row.device_ms == pytest.approx(sum(s.device_ms for s in singles))
+    assert row.host_ms == 1.5
+    assert row.throughput_per_s == pytest.approx(4 * 4 * 1e3 / row.latency_ms_p50)
+    assert set(est.instances) == {"inf1.xlarge", "inf1.2xlarge", "inf1.6xlarge", "inf1.24xlarge"}
+    assert any("2 Neuron subgraphs run one after another" in n for n in est.notes)
+    assert "host ms" in est.format()
+    with pytest.raises(NeuronError, match="host_ms must be"):
+        estimate_neffs([], host_ms=-1)
+    # the host time the plugins measure: wall time outside run_neff
+    x = rng.standard_normal((4, 8)).astype(np.float32)
+    with neuron_time() as inside:
+        _execute(plan, nodes, params, x, precision="fp32")
+    assert inside["calls"] == 2 and inside["seconds"] > 0

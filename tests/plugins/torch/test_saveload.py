@@ -46,6 +46,8 @@ def test_saved_model_runs_in_a_fresh_process_after_import(saved):
         model = torch.jit.load("model.pt")
         out = model(torch.from_numpy(np.load("x.npy")))
         np.save("got.npy", out.numpy())
+        est = torch.neuron.estimate(model, "inf1.xlarge")
+        print("host", est.instances["inf1.xlarge"].host_ms, "model", est.model)
         print("calls", sum(m.code.count("forward_v1") for m in model.modules()))
     """, saved)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -53,6 +55,9 @@ def test_saved_model_runs_in_a_fresh_process_after_import(saved):
     # fp32 simulation: only the order of summation differs from eager PyTorch
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert int(proc.stdout.split("calls")[-1]) == 2
+    # the host work measured at trace time travels with the model
+    assert float(proc.stdout.split("host ")[1].split()[0]) > 0
+    assert "model _WithSin" in proc.stdout
 
 
 def test_saved_model_without_import_says_to_import_torch_neuron(saved):

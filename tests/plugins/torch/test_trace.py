@@ -221,3 +221,23 @@ def test_report_names_the_module_of_each_host_op(fp32, caplog):
     host = [r for r in traced.neuron_report.nodes if r["placement"] == "host"]
     assert [(r["op_type"], r["scope"]) for r in host] == [("aten::aten.sin.default", "1 (_SinBlock)")]
     assert "on the host: sin (aten::aten.sin.default) in 1 (_SinBlock): PyTorch op" in caplog.text
+
+
+def test_estimate_includes_subgraphs_transfers_and_measured_host_time(caplog):
+    model = _WithSin().eval()
+    with caplog.at_level(logging.INFO, logger="Neuron"):
+        traced = torch.neuron.trace(model, torch.randn(4, 16), minimum_segment_size=1,
+                                    cost_aware=False)
+    assert "Estimated on inf1.xlarge (timing model, batch 4, 4 NeuronCores): P50" in caplog.text
+    est = torch.neuron.estimate(traced)
+    assert est.model == "_WithSin" and len(est.instances) == 4
+    row = est.instances["inf1.xlarge"]
+    assert row.host_ms > 0 and row.device_ms > 0 and row.transfer_ms > 0
+    assert row.latency_ms_p50 == pytest.approx(row.device_ms + row.transfer_ms + row.host_ms,
+                                               rel=0.05)
+    # more cores, more replicas: throughput grows with the instance, latency does not
+    big = est.instances["inf1.6xlarge"]
+    assert big.throughput_per_s == pytest.approx(4 * row.throughput_per_s, rel=1e-6)
+    assert torch.neuron.estimate(traced, host_ms=0.0).instances["inf1.xlarge"].host_ms == 0.0
+    with pytest.raises(NeuronError, match="torch.neuron.trace"):
+        torch.neuron.estimate(model)

@@ -21,6 +21,7 @@ def test_tutorial_pytorch_resnet_bert_runs(tmp_path):
     # bf16 hardware precision: inexact, but within what 8 significant bits allow
     assert len(errors) == 2 and all(0 < e < 5e-2 for e in errors), out
     assert out.count("reloaded model matches the traced one: True") == 2
+    assert out.count("Estimate for ") == 2 and "inf1.24xlarge" in out
     for name in ("resnet", "bert"):
         assert (tmp_path / f"{name}_neuron.pt").stat().st_size > 1_000_000
     assert "The neuron partitioner created 1 sub-graphs" in proc.stderr

@@ -1,0 +1,83 @@
+"""The Inf1 estimate of a partitioned model: its Neuron subgraphs run one after another per request,
+each paying its own launch and PCIe transfers, and the operations left to the framework add host
+time between them. The host time is measured (the plugins time a run of the example inputs and
+subtract the time spent in NeuronCore calls), so it is this machine's CPU standing in for the
+instance's; the estimate shows it apart from device and transfer time.
+
+    est = estimate_neffs([call.neff for call in plan.calls], host_ms=0.8, name="resnet50")
+    print(est.format())
+"""
+from __future__ import annotations
+
+from ..compiler.program import Program
+from ..errors import NeffFormatError, NeuronError
+from ..neff import read_neff
+from ..runtime.estimate import Estimate, InstanceEstimate, estimate_program
+
+
+def _program(neff):
+    parsed = read_neff(bytes(neff))
+    try:
+        return Program.from_json(parsed.program), parsed.metadata
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NeffFormatError(f"NEFF program section is malformed: {exc}") from None
+
+
+def estimate_neffs(neffs: list, *, host_ms: float = 0.0, name: str = "model",
+                   instance: str | None = None, cores: int | None = None,
+                   batch_size: int | None = None) -> Estimate:
+    """Latency P50 and throughput on each Inf1 size of a model made of `neffs` (run in order on
+    one core per replica) plus `host_ms` of framework work per request."""
+    if not isinstance(host_ms, (int, float)) or host_ms < 0:
+        raise NeuronError(f"host_ms must be a number of milliseconds >= 0, got {host_ms!r}")
+    parts = [estimate_program(*_program(n), instance=instance, cores=cores,
+                              batch_size=batch_size, name=f"{name} subgraph {i}")
+             for i, n in enumerate(neffs)]
+    if not parts:   # nothing compiled: the framework does all the work
+        return _host_only(name, float(host_ms), instance, cores, batch_size)
+    first = parts[0]
+    pipeline = max(p.pipeline_cores for p in parts)
+    est = Estimate(name, first.compiled_batch, first.batch_size,
+                   max(p.executions_per_request for p in parts), pipeline, 1, float(host_ms),
+                   sum(p.transfer_bytes for p in parts))
+    for inst, head in first.instances.items():
+        rows = [p.instances[inst] for p in parts]
+        blocked = [r.note for r in rows if r.latency_ms_p50 is None]
+        if blocked:
+            est.instances[inst] = InstanceEstimate(head.cores, head.batch_size, None, None,
+                                                   note=blocked[0])
+            continue
+        latency = sum(r.latency_ms_p50 for r in rows) + host_ms
+        if pipeline > 1:   # each subgraph's pipeline is kept full; the slowest part limits
+            caps = [r.throughput_per_s for r in rows]
+            if host_ms:
+                caps.append(1e3 * head.batch_size / host_ms)
+            rate = min(caps)
+        else:              # a replica runs its request's parts in turn
+            rate = min([head.replicas * head.batch_size * 1e3 / latency] +
+                       [r.throughput_per_s for r in rows])
+        est.instances[inst] = InstanceEstimate(
+            head.cores, head.batch_size, latency, rate, head.replicas, head.chips,
+            sum(r.device_ms for r in rows), sum(r.transfer_ms for r in rows), float(host_ms))
+    notes = dict.fromkeys(n for p in parts for n in p.notes)
+    est.notes.extend(notes)
+    if len(parts) > 1:
+        est.notes.append(f"{len(parts)} Neuron subgraphs run one after another per request, each "
+                         "with its own launch and PCIe transfers")
+    if host_ms:
+        est.notes.append(f"host: {host_ms:.3g} ms per request for the operations left to the "
+                         "framework, measured on this machine's CPU, one host thread per replica")
+    return est
+
+
+def _host_only(name, host_ms, instance, cores, batch_size) -> Estimate:
+    from ..hw import INF1, INF1_INSTANCES
+    names = [instance] if instance else list(INF1_INSTANCES)
+    est = Estimate(name, batch_size or 1, batch_size or 1, 0, 1, 1, host_ms, 0)
+    for inst in names:
+        used = cores or INF1_INSTANCES[inst] * INF1.cores_per_chip
+        rate = used * est.batch_size * 1e3 / host_ms if host_ms else float("inf")
+        est.instances[inst] = InstanceEstimate(used, est.batch_size, host_ms, rate, used, 0, 0.0,
+                                               0.0, host_ms)
+    est.notes.append("no operation runs on Neuron: the whole model is host work")
+    return est
