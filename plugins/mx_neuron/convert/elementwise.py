@@ -27,27 +27,23 @@ _COMPARE = {
     "GreaterOrEqual": ("broadcast_greater_equal", "_greater_equal"),
     "LessOrEqual": ("broadcast_lesser_equal", "_lesser_equal"),
 }
-#: scalar op -> (core op, scalar on the left)
+#: core op -> MXNet ops computing op(x, scalar); comparisons give 0/1 in x's dtype
 _SCALAR = {
-    "_plus_scalar": ("Add", False), "_PlusScalar": ("Add", False),
-    "_minus_scalar": ("Sub", False), "_MinusScalar": ("Sub", False),
-    "_rminus_scalar": ("Sub", True), "_RMinusScalar": ("Sub", True),
-    "_mul_scalar": ("Mul", False), "_MulScalar": ("Mul", False),
-    "_div_scalar": ("Div", False), "_DivScalar": ("Div", False),
-    "_rdiv_scalar": ("Div", True), "_RDivScalar": ("Div", True),
-    "_power_scalar": ("Pow", False), "_PowerScalar": ("Pow", False),
-    "_rpower_scalar": ("Pow", True), "_RPowerScalar": ("Pow", True),
-    "_maximum_scalar": ("Max", False), "_MaximumScalar": ("Max", False),
-    "_minimum_scalar": ("Min", False), "_MinimumScalar": ("Min", False),
-    "_equal_scalar": ("Equal", False), "_greater_scalar": ("Greater", False),
-    "_lesser_scalar": ("Less", False), "_greater_equal_scalar": ("GreaterOrEqual", False),
-    "_lesser_equal_scalar": ("LessOrEqual", False),
+    "Add": ("_plus_scalar", "_PlusScalar"), "Sub": ("_minus_scalar", "_MinusScalar"),
+    "Mul": ("_mul_scalar", "_MulScalar"), "Div": ("_div_scalar", "_DivScalar"),
+    "Pow": ("_power_scalar", "_PowerScalar"), "Max": ("_maximum_scalar", "_MaximumScalar"),
+    "Min": ("_minimum_scalar", "_MinimumScalar"),
+    "Equal": ("_equal_scalar",), "Greater": ("_greater_scalar",), "Less": ("_lesser_scalar",),
+    "GreaterOrEqual": ("_greater_equal_scalar",), "LessOrEqual": ("_lesser_equal_scalar",),
 }
+#: core op -> MXNet ops computing op(scalar, x)
+_RSCALAR = {"Sub": ("_rminus_scalar", "_RMinusScalar"), "Div": ("_rdiv_scalar", "_RDivScalar"),
+            "Pow": ("_rpower_scalar", "_RPowerScalar")}
 _UNARY = {
-    "relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "exp": "Exp", "log": "Log",
-    "sqrt": "Sqrt", "abs": "Abs", "negative": "Neg", "reciprocal": "Reciprocal", "erf": "Erf",
-    "softrelu": "Softplus", "_copy": "Identity", "identity": "Identity", "BlockGrad": "Identity",
-    "stop_gradient": "Identity", "make_loss": "Identity",
+    "Relu": ("relu",), "Sigmoid": ("sigmoid",), "Tanh": ("tanh",), "Exp": ("exp",),
+    "Log": ("log",), "Sqrt": ("sqrt",), "Abs": ("abs",), "Neg": ("negative",),
+    "Reciprocal": ("reciprocal",), "Erf": ("erf",), "Softplus": ("softrelu",),
+    "Identity": ("_copy", "identity", "BlockGrad", "stop_gradient", "make_loss"),
 }
 
 
@@ -68,12 +64,16 @@ def _compare(core: str):
     return rule
 
 
-def _scalar(core: str, left: bool):
+def _scalar(core: str, left: bool = False):
     def rule(cv, a: Attrs, x):
         s = cv.const(a.float("scalar", 0.0), like=x)
         y = cv.op(core, [s, x] if left else [x, s])
         return _as_input_dtype(cv, y, x) if core in _COMPARE else y
     return rule
+
+
+def _rscalar(core: str):
+    return _scalar(core, left=True)
 
 
 def _unary(core: str):
@@ -82,14 +82,11 @@ def _unary(core: str):
     return rule
 
 
-for _core, _names in _BINARY.items():
-    TABLE.register(*_names)(_binary(_core))
-for _core, _names in _COMPARE.items():
-    TABLE.register(*_names)(_compare(_core))
-for _name, (_core, _left) in _SCALAR.items():
-    TABLE.register(_name)(_scalar(_core, _left))
-for _name, _core in _UNARY.items():
-    TABLE.register(_name)(_unary(_core))
+# every table above maps a core op to the MXNet ops one rule serves
+for _names_by_core, _make_rule in ((_BINARY, _binary), (_COMPARE, _compare), (_SCALAR, _scalar),
+                                   (_RSCALAR, _rscalar), (_UNARY, _unary)):
+    for _core, _names in _names_by_core.items():
+        TABLE.register(*_names)(_make_rule(_core))
 
 
 @TABLE.register("add_n", "ElementWiseSum", "_internal._add_n")

@@ -29,33 +29,33 @@ def _pads(cv, xin, kernel, strides, dilations, fmt):
                         explicit)
 
 
+def _conv(cv, xin, fmt, weight, kernel, group):
+    """Conv of the NCHW input `xin` with the OIHW `weight`, windowed by the TF op's strides,
+    dilations and padding."""
+    strides = spatial(attr(cv, "strides"), fmt)
+    dil = spatial(attr(cv, "dilations", [1, 1, 1, 1]), fmt)
+    pads = _pads(cv, xin, kernel, strides, dil, fmt)
+    y = cv.op("Conv", [xin, weight], {"strides": strides, "dilations": dil, "pads": pads,
+                                      "group": group, "kernel_shape": kernel})
+    return _out(cv, y, fmt)
+
+
 @rule(TABLE, "Conv2D")
 def _conv2d(cv, x, w):
     xin, fmt = _window_input(cv, x)
-    strides = spatial(attr(cv, "strides"), fmt)
-    dil = spatial(attr(cv, "dilations", [1, 1, 1, 1]), fmt)
     kh, kw, cin, _ = w.type.shape
-    group = xin.type.shape[1] // cin
     weight = cv.op("Transpose", [w], {"perm": [3, 2, 0, 1]})   # HWIO -> OIHW
-    pads = _pads(cv, xin, (kh, kw), strides, dil, fmt)
-    y = cv.op("Conv", [xin, weight], {"strides": strides, "dilations": dil, "pads": pads,
-                                      "group": group, "kernel_shape": [kh, kw]})
-    return _out(cv, y, fmt)
+    return _conv(cv, xin, fmt, weight, [kh, kw], group=xin.type.shape[1] // cin)
 
 
 @rule(TABLE, "DepthwiseConv2dNative")
 def _depthwise(cv, x, w):
     xin, fmt = _window_input(cv, x)
-    strides = spatial(attr(cv, "strides"), fmt)
-    dil = spatial(attr(cv, "dilations", [1, 1, 1, 1]), fmt)
     kh, kw, c, mult = w.type.shape
     # TF output channel c * mult + m is ONNX group c, filter m: (C * M, 1, H, W)
     weight = cv.op("Transpose", [w], {"perm": [2, 3, 0, 1]})
     weight = cv.op("Reshape", [weight, cv.const(np.array([c * mult, 1, kh, kw], np.int64))])
-    pads = _pads(cv, xin, (kh, kw), strides, dil, fmt)
-    y = cv.op("Conv", [xin, weight], {"strides": strides, "dilations": dil, "pads": pads,
-                                      "group": c, "kernel_shape": [kh, kw]})
-    return _out(cv, y, fmt)
+    return _conv(cv, xin, fmt, weight, [kh, kw], group=c)
 
 
 def _pool(cv, op_type, x, extra):
