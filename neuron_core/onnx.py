@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,8 @@ class CompiledModel:
         types = {vi.name: vi for vi in list(g.value_info) + list(g.input) + list(g.output)}
         opsets = [o for o in proto.opset_import if o.domain != DOMAIN]
         self.steps = []
+        self.neffs: list[bytes] = []
+        self.last_host_ms: float | None = None   # onnxruntime time of the last run
         run: list = []
 
         def flush():
@@ -69,6 +72,7 @@ class CompiledModel:
             if node.domain == DOMAIN and node.op_type == NEURON_OP:
                 flush()
                 neff = helper.get_attribute_value(next(a for a in node.attribute if a.name == "neff"))
+                self.neffs.append(neff)
                 self.steps.append(("neuron", runtime.load(neff, precision=precision), node))
             else:
                 run.append(node)
@@ -103,6 +107,7 @@ class CompiledModel:
                 raise BadInputError(f"input {name!r} must be a {dtype.name}{list(shape)} array, "
                                     f"got {got}")
         env = dict(feed)
+        host = 0.0
         for kind, engine, node in self.steps:
             if kind == "neuron":
                 outs = engine.run([env[i] for i in node.input])
@@ -110,8 +115,34 @@ class CompiledModel:
             else:
                 sess, wanted = engine
                 feeds = {i.name: env[i.name] for i in sess.get_inputs()}
+                started = time.perf_counter()
                 env.update(zip(wanted, sess.run(wanted, feeds)))
+                host += time.perf_counter() - started
+        self.last_host_ms = 1e3 * host
         return [env[n] for n in self.output_names]
+
+    def estimate(self, instance: str | None = None, cores: int | None = None,
+                 batch_size: int | None = None, host_ms: float | None = None):
+        """Latency P50 and throughput on Inf1 sizes: the Neuron subgraphs from the timing model,
+        the onnxruntime parts from their measured time (of the last run; a run on zeros if none
+        yet, best of two), shown apart. See `neuron_core.bridge.estimate_neffs`."""
+        from .bridge import estimate_neffs
+        if host_ms is None:
+            host_ms = self._measured_host_ms()
+        name = self.proto.graph.name or "model"
+        return estimate_neffs(self.neffs, host_ms=host_ms, name=name, instance=instance,
+                              cores=cores, batch_size=batch_size)
+
+    def _measured_host_ms(self) -> float:
+        if not any(kind == "host" for kind, _, _ in self.steps):
+            return 0.0
+        if self.last_host_ms is None:
+            zeros = {n: np.zeros(s, d) for n, s, d in self.inputs}
+            self.run(zeros)
+            first = self.last_host_ms
+            self.run(zeros)
+            self.last_host_ms = min(first, self.last_host_ms)
+        return self.last_host_ms
 
     def save(self, path) -> None:
         """Write the compiled model (an ONNX file with embedded NEFFs) to `path`."""
@@ -213,7 +244,14 @@ def compile(model, io_config: dict | None = None, *, compiler_args=None,
     new.ir_version = proto.ir_version
     helper.set_model_props(new, {"neuron.format": FORMAT,
                                  "neuron.report": json.dumps(part.report.to_dict())})
-    return CompiledModel(new, precision)
+    compiled = CompiledModel(new, precision)
+    row = compiled.estimate(instance="inf1.xlarge").instances["inf1.xlarge"]
+    if row.latency_ms_p50 is not None:
+        log.info("Estimated on inf1.xlarge (timing model, batch %d, %d NeuronCores): P50 %.2f ms "
+                 "(device %.2f, PCIe %.2f, onnxruntime %.2f), %.1f/s; every size: "
+                 "compiled.estimate()", row.batch_size, row.cores, row.latency_ms_p50,
+                 row.device_ms, row.transfer_ms, row.host_ms, row.throughput_per_s)
+    return compiled
 
 
 def load(path, precision: str | None = None) -> CompiledModel:

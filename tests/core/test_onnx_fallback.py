@@ -58,6 +58,22 @@ def test_report_of_a_fragmented_model_ranks_the_culprit():
     assert 90 < report.percent_on_neuron < 100
 
 
+def test_estimate_shows_neuron_parts_and_measured_onnxruntime_time(caplog):
+    model = _with_unsupported("middle")
+    with caplog.at_level("INFO", logger="Neuron"):
+        compiled = nonnx.compile(model, cost_aware=False)
+    assert "Estimated on inf1.xlarge (timing model, batch 1, 4 NeuronCores): P50" in caplog.text
+    row = compiled.estimate("inf1.xlarge").instances["inf1.xlarge"]
+    assert row.host_ms > 0 and row.device_ms > 0 and row.transfer_ms > 0
+    # the host part is what onnxruntime took in the last run
+    compiled.run([X])
+    again = compiled.estimate("inf1.xlarge").instances["inf1.xlarge"]
+    assert again.host_ms == pytest.approx(compiled.last_host_ms)
+    assert again.latency_ms_p50 - again.host_ms == pytest.approx(row.latency_ms_p50 - row.host_ms)
+    whole = nonnx.compile(resnet(18, image=32, width=8, num_classes=10)).estimate()
+    assert all(r.host_ms == 0 for r in whole.instances.values())
+
+
 def test_fully_supported_model_is_one_neuron_op():
     compiled = nonnx.compile(resnet(18, image=32, width=8, num_classes=10))
     assert [k for k, _, _ in compiled.steps] == ["neuron"]
