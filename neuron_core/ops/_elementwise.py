@@ -2,6 +2,8 @@
 (numpy/ONNX multidirectional broadcasting)."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..errors import ShapeInferenceError
@@ -63,3 +65,29 @@ class Variadic(Op):
 def f32(x):
     """Compute in float32 whatever the container; integers stay integers."""
     return x if x.dtype != np.float64 else x.astype(np.float32)
+
+
+#: below this many elements a function is cheaper to evaluate than its table is to look up
+TABLE_MIN_SIZE = 4096
+_TABLES: dict = {}
+
+
+def via_bf16_table(fn, x: np.ndarray, key=None) -> np.ndarray:
+    """`fn(x)` for an elementwise float32 function, read from a table of `fn` over all 65536
+    bfloat16 bit patterns when every element of `x` is exactly a bfloat16 value (as activations
+    stored in BF16 are). Bit-identical to `fn(x)`; the table is built once per `key` (default:
+    `fn` itself), which must name the function and every parameter it depends on."""
+    if (x.dtype != np.float32 or x.size < TABLE_MIN_SIZE or sys.byteorder != "little"
+            or not x.flags.c_contiguous):
+        return fn(x)
+    halves = x.reshape(-1).view(np.uint16)  # little-endian: low half, high half of each value
+    if halves[0::2].any():
+        return fn(x)
+    key = fn if key is None else key
+    table = _TABLES.get(key)
+    if table is None:
+        with np.errstate(all="ignore"):
+            table = np.asarray(fn((np.arange(1 << 16, dtype=np.uint32) << 16).view(np.float32)),
+                               np.float32)
+        _TABLES[key] = table
+    return np.take(table, halves[1::2]).reshape(x.shape)

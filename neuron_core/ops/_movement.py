@@ -64,6 +64,7 @@ class Movement(Op):
 
     engine = "dma"
     arithmetic = False
+    exact = True
     input_dtypes = (DATA, None)
 
     def params(self, node) -> list:

@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import special
 
-from ._elementwise import Binary, Unary
+from ._elementwise import Binary, Unary, via_bf16_table
 from .registry import FLOATS, INDEX, register_op
 
 
@@ -24,8 +24,11 @@ class _Ufunc(Unary):
 class Relu(Unary):
     """max(x, 0), elementwise."""
 
-    def reference(self, x):
-        return np.maximum(x, 0).astype(x.dtype, copy=False)
+    exact = True
+    writes_out = True
+
+    def reference(self, x, out=None):
+        return np.maximum(x, 0, out=out).astype(x.dtype, copy=False)
 
 
 @register_op("LeakyRelu")
@@ -80,8 +83,12 @@ class Sigmoid(Unary):
     flops_per_element = 4
 
     def reference(self, x):
-        e = np.exp(-np.abs(x))   # never overflows, for either sign of x
-        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        return via_bf16_table(_sigmoid, x)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    e = np.exp(-np.abs(x))   # never overflows, for either sign of x
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 @register_op("Tanh")
@@ -91,10 +98,13 @@ class Tanh(_Ufunc):
     flops_per_element = 4
     fn = np.tanh
 
+    def reference(self, x):
+        return via_bf16_table(np.tanh, x)
+
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    """erf(x) in the input's float type (scipy's float32 loop for float32)."""
-    return special.erf(x)
+    """erf(x) in the input's float type (scipy's float32 loop for float32, by table on BF16)."""
+    return via_bf16_table(special.erf, x)
 
 
 @register_op("Erf")
@@ -120,10 +130,19 @@ class Gelu(Unary):
         return None
 
     def reference(self, x, approximate):
-        if approximate == "tanh":
-            inner = (x + np.float32(0.044715) * x * x * x) * np.float32(math.sqrt(2 / math.pi))
-            return np.float32(0.5) * x * (1 + np.tanh(inner))
-        return np.float32(0.5) * x * (1 + _erf(x * np.float32(1 / math.sqrt(2))))
+        return via_bf16_table(_GELU[approximate], x, key=("Gelu", approximate))
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    inner = (x + np.float32(0.044715) * x * x * x) * np.float32(math.sqrt(2 / math.pi))
+    return np.float32(0.5) * x * (1 + np.tanh(inner))
+
+
+def _gelu_erf(x: np.ndarray) -> np.ndarray:
+    return np.float32(0.5) * x * (1 + _erf(x * np.float32(1 / math.sqrt(2))))
+
+
+_GELU = {"tanh": _gelu_tanh, "none": _gelu_erf}
 
 
 class _Softmax(Unary):
@@ -144,8 +163,13 @@ class Softmax(_Softmax):
     """exp(x) / sum(exp(x)) along `axis`."""
 
     def reference(self, x, axis):
-        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-        return e / np.sum(e, axis=axis, keepdims=True)
+        # a row of -inf only (every key masked) gives NaN, as in onnxruntime; the graphs that
+        # build such rows replace them afterwards, so numpy need not warn about it
+        with np.errstate(invalid="ignore"):
+            e = np.subtract(x, np.max(x, axis=axis, keepdims=True))
+            np.exp(e, out=e)
+            e /= np.sum(e, axis=axis, keepdims=True)
+        return e
 
 
 @register_op("LogSoftmax")
@@ -161,6 +185,7 @@ class LogSoftmax(_Softmax):
 class Clip(Unary):
     """min(max(x, min), max); min and max are optional scalar inputs."""
 
+    exact = True
     input_dtypes = (FLOATS + INDEX,)
     flops_per_element = 2
 
@@ -239,6 +264,7 @@ class Neg(_Ufunc):
     """-x; also on integers, so it runs on the VectorEngine."""
 
     engine = "vector"
+    exact = True
     input_dtypes = (FLOATS + INDEX,)
     fn = np.negative
 
@@ -248,5 +274,6 @@ class Abs(_Ufunc):
     """|x|; also on integers, so it runs on the VectorEngine."""
 
     engine = "vector"
+    exact = True
     input_dtypes = (FLOATS + INDEX,)
     fn = np.abs

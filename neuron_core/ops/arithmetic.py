@@ -14,10 +14,11 @@ class _IndexArith(Binary):
     """Binary arithmetic that also serves integer shape computations: one numpy ufunc."""
 
     input_dtypes = (FLOATS + INDEX,)
+    writes_out = True
     fn: ClassVar[np.ufunc]
 
-    def reference(self, a, b):
-        return self.fn(a, b)
+    def reference(self, a, b, out=None):
+        return self.fn(a, b, out=out)
 
 
 @register_op("Add")
@@ -45,9 +46,9 @@ class Mul(_IndexArith):
 class Div(_IndexArith):
     """a / b, broadcast; integer division truncates toward zero, as in onnxruntime."""
 
-    def reference(self, a, b):
+    def reference(self, a, b, out=None):
         if a.dtype.kind != "i":
-            return np.divide(a, b)
+            return np.divide(a, b, out=out)
         with np.errstate(divide="ignore"):
             q = np.floor_divide(a, b)
         # floor and truncation differ where the division is inexact and the signs differ
@@ -79,6 +80,7 @@ class _Fold(Variadic):
 class Max(_Fold):
     """Elementwise maximum of all inputs, broadcast."""
 
+    exact = True
     input_dtypes = (FLOATS + INDEX,)
     fold = np.maximum
 
@@ -87,6 +89,7 @@ class Max(_Fold):
 class Min(_Fold):
     """Elementwise minimum of all inputs, broadcast."""
 
+    exact = True
     input_dtypes = (FLOATS + INDEX,)
     fold = np.minimum
 

@@ -16,6 +16,7 @@ BOOL = ("bool",)
 class Where(Binary):
     """x where cond else y, all three broadcast together."""
 
+    exact = True
     input_dtypes = (BOOL, FLOATS + INDEX)
 
     def infer(self, node, types):

@@ -53,6 +53,8 @@ class Cast(Op):
 class Identity(_Move, Unary):
     """The input, unchanged."""
 
+    exact = True
+
     def reference(self, x):
         return x
 

@@ -77,8 +77,14 @@ class LayerNormalization(Op):
         centered = x - mean
         inv_std = 1 / np.sqrt(np.mean(centered * centered, axis=axes, keepdims=True)
                               + np.float32(epsilon))
-        y = centered * inv_std * scale
-        return (y if bias is None else y + bias), mean, inv_std
+        y = centered * inv_std
+        if scale.dtype != y.dtype or (bias is not None and bias.dtype != y.dtype):
+            y = y * scale
+            return (y if bias is None else y + bias), mean, inv_std
+        y *= scale  # in place: same values, one allocation less
+        if bias is not None:
+            y += bias
+        return y, mean, inv_std
 
 
 @register_op("InstanceNormalization")

@@ -46,6 +46,8 @@ class _Pool(Op):
 class MaxPool(_Pool):
     """Maximum over each window (padding never wins)."""
 
+    exact = True
+
     defaults = {**_Pool.defaults, "storage_order": 0}
 
     def infer(self, node, types):

@@ -76,6 +76,12 @@ class Op:
     flops_per_element: ClassVar[int] = 1
     #: an arithmetic op (counted in "percent of arithmetic operations"); data movement is not
     arithmetic: ClassVar[bool] = True
+    #: every output value is an input value (or its negation, or zero): the output is exactly as
+    #: precise as the float inputs, so rounding it to their storage dtype changes nothing
+    exact: ClassVar[bool] = False
+    #: `reference` takes `out=`: a float32 array of the output's shape to write the result into
+    #: (one of the inputs, given up by the caller), saving an allocation on the epilogue path
+    writes_out: ClassVar[bool] = False
 
     def attrs(self, node: Node) -> dict:
         if not self.defaults:

@@ -4,6 +4,10 @@ Each instruction computes in fp32 (products of bf16/fp16 operands are exact in f
 reproduces the TensorEngine's fp32 accumulation up to summation order), applies its fused epilogue in
 fp32, and rounds every float output to its buffer's storage dtype (round-to-nearest-even). In
 precision="fp32" mode every rounding and cast is skipped, to separate precision loss from logic bugs.
+
+Two shortcuts leave every bit as it is: an op marked `exact` (its outputs are input values) skips the
+rounding when its float inputs are already stored in the output's dtype (rounding is idempotent), and
+epilogue ops that take `out=` write into the TensorEngine op's own result instead of a new array.
 """
 from __future__ import annotations
 
@@ -29,7 +33,18 @@ def decode_attrs(value):
     return value
 
 
-def _kernel(instr, rounding: dict):
+def _input_storage(instr, buffers: list, rounding: dict) -> set:
+    """The storage dtypes (None: not rounded) of the float inputs of `instr`; {"float32"} stands in
+    for any float input whose declared dtype is not float32 (its container may not be float32)."""
+    found = set()
+    for i in instr.inputs:
+        if i is None or not dtypes.is_float(buffers[i].dtype):
+            continue
+        found.add(rounding.get(i) if buffers[i].dtype == dtypes.FP32 else dtypes.FP32)
+    return found
+
+
+def _kernel(instr, rounding: dict, buffers: list):
     """A closure computing one instruction: inputs list -> output arrays (rounded)."""
     if instr.op == "_cast":
         to = instr.attrs["to"] if rounding else None
@@ -44,19 +59,50 @@ def _kernel(instr, rounding: dict):
     post = [(get_op(p["op"]), {**get_op(p["op"]).defaults, **decode_attrs(p["attrs"])}, p["inputs"])
             for p in instr.post]
     rounds = [rounding.get(o) for o in instr.outputs]
+    if op.exact and not post and rounds != [None] * len(rounds):
+        # the outputs hold input values only: already exact in the inputs' common storage dtype
+        storage = _input_storage(instr, buffers, rounding)
+        if len(storage) == 1:
+            rounds = [None if to in storage else to for to in rounds]
     reference = op.reference
 
     def run(args, env):
         out = reference(*args, **attrs)
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        scratch = bool(post) and _owned(outs[0], args)
         for p_op, p_attrs, p_inputs in post:
             p_args = [outs[0] if i == -1 else (None if i is None else env[i]) for i in p_inputs]
-            outs[0] = p_op.reference(*p_args, **p_attrs)
+            if scratch and p_op.writes_out and _fits(outs[0], p_args):
+                outs[0] = p_op.reference(*p_args, out=outs[0], **p_attrs)
+            else:
+                prev = outs[0] if scratch else None
+                outs[0] = p_op.reference(*p_args, **p_attrs)
+                scratch = _owned(outs[0], [a for a in p_args if a is not prev])
         for k, to in enumerate(rounds):
             if to is not None:
                 outs[k] = dtypes.round_to(outs[k], to)
         return outs
     return run
+
+
+def _owned(result, inputs: list) -> bool:
+    """Whether `result` is a float32 array that shares no memory with `inputs` (so the epilogue
+    may write into it)."""
+    return (isinstance(result, np.ndarray) and result.dtype == np.float32
+            and result.flags.writeable and not any(
+                isinstance(a, np.ndarray) and np.may_share_memory(result, a) for a in inputs))
+
+
+def _fits(scratch: np.ndarray, args: list) -> bool:
+    """Whether an elementwise result of float32 `args` has exactly the shape of `scratch`."""
+    shapes = []
+    for a in args:
+        if a is scratch or a is None:
+            continue
+        if not isinstance(a, np.ndarray) or a.dtype != np.float32:
+            return False
+        shapes.append(a.shape)
+    return np.broadcast_shapes(scratch.shape, *shapes) == scratch.shape
 
 
 class Executor:
@@ -78,7 +124,7 @@ class Executor:
                 if hardware and b.id in rounding:
                     arr = dtypes.round_to(np.asarray(arr, np.float32), b.storage)
                 self.env_template[b.id] = arr
-        self.steps = [(_kernel(i, rounding), i.inputs, i.outputs, i.free, i.op == "_cast")
+        self.steps = [(_kernel(i, rounding, program.buffers), i.inputs, i.outputs, i.free, i.op == "_cast")
                       for i in program.instrs]
 
     def run(self, inputs: list, timings: list | None = None) -> list:
