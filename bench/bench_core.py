@@ -41,6 +41,16 @@ def _models():
     }
 
 
+#: pause before each timed call: both onnxruntime's and OpenMP's worker threads keep spinning for
+#: ~10 ms after a run, and a call started meanwhile on this 2-core machine loses a core to them
+SETTLE_S = 0.03
+
+
+def settle() -> None:
+    """Let the previous call's spinning worker threads go idle before timing the next one."""
+    time.sleep(SETTLE_S)
+
+
 def blas_kernel() -> str:
     try:
         from threadpoolctl import threadpool_info
@@ -70,9 +80,11 @@ def bench(name: str, build, feed: dict, repeat: int) -> dict:
         sim.run(feed), sess.run(None, feed)  # warm-up both
         t_sim, t_ort = [], []
         for _ in range(repeat):  # interleaved: both sides see the same machine load
+            settle()
             started = time.perf_counter()
             ours, = sim.run(feed)
             t_sim.append(time.perf_counter() - started)
+            settle()
             started = time.perf_counter()
             theirs, = sess.run(None, feed)
             t_ort.append(time.perf_counter() - started)

@@ -26,7 +26,7 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from mxnet.gluon.model_zoo import vision  # noqa: E402
 
-from bench_core import blas_kernel  # noqa: E402
+from bench_core import blas_kernel, settle  # noqa: E402
 from mx_encoder import Encoder  # noqa: E402
 
 #: family -> image size (the smallest the fixed-size final pools allow is used for the sweep)
@@ -93,6 +93,7 @@ def timed(label: str, sym, args, aux, feed, repeat: int) -> None:
     times: dict = {"mxnet": [], "neuron": []}
     for _ in range(repeat):                    # interleaved: the same noise hits both sides
         for key, e in (("mxnet", ref_exe), ("neuron", exe)):
+            settle()
             t = time.perf_counter()
             e.forward()[0].wait_to_read()
             times[key].append(time.perf_counter() - t)

@@ -28,7 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bench_core import blas_kernel  # noqa: E402
+from bench_core import blas_kernel, settle  # noqa: E402
 
 TARGETS = {"run_ratio": 1.5, "compile_s": {"resnet50": 15.0}, "on_neuron": 0.95}
 L = keras.layers
@@ -82,9 +82,11 @@ def bench(name: str, build, shape, repeat: int, tmp: Path) -> dict:
     want, got = ref(**{arg: x}), ours(**{arg: x})   # warm-up both (first call loads the NEFF)
     t_sim, t_tf = [], []
     for _ in range(repeat):
+        settle()
         started = time.perf_counter()
         got = ours(**{arg: x})
         t_sim.append(time.perf_counter() - started)
+        settle()
         started = time.perf_counter()
         want = ref(**{arg: x})
         t_tf.append(time.perf_counter() - started)

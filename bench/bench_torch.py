@@ -24,7 +24,7 @@ import torch_neuron  # noqa: E402,F401  (first: neuron_core picks the BLAS kerne
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from bench_core import blas_kernel  # noqa: E402
+from bench_core import blas_kernel, settle  # noqa: E402
 
 TARGETS = {"run_ratio": 1.5, "trace_s": {"resnet50": 10.0, "bert_base": 20.0},
            "arith_on_neuron": 95.0}
@@ -85,9 +85,11 @@ def bench(name: str, repeat: int) -> dict:
     with torch.no_grad():
         got, want = traced(*args), model(*args)   # warm-up both (first call loads the NEFF)
         for _ in range(repeat):
+            settle()
             started = time.perf_counter()
             got = traced(*args)
             t_sim.append(time.perf_counter() - started)
+            settle()
             started = time.perf_counter()
             want = model(*args)
             t_eager.append(time.perf_counter() - started)
