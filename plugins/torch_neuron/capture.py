@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -117,6 +118,14 @@ def _capture_error(model, exc: Exception, dynamic_batch: bool) -> FrontendError:
     hint = ("; with dynamic_batch_size=True every input needs the batch on dimension 0 and the "
             "model must not specialise on it" if dynamic_batch else "")
     first = str(exc).splitlines()[0] if str(exc) else ""
+    foreign = re.search(r"Found <class '([\w.]+)'> in output", first)
+    if foreign:
+        cls = foreign.group(1)
+        hint = ("; for a Hugging Face model, turn the cache off (use_cache=False in its config "
+                "or call)" if "cache" in cls.lower() else "")
+        return FrontendError(f"{type(model).__name__} returns a {cls}, which is not a tensor nor "
+                             f"a tuple, list or dict of tensors; trace a function that returns "
+                             f"tensors only, e.g. lambda ids: model(ids).logits{hint}")
     return FrontendError(f"torch.export could not capture {type(model).__name__}: "
                          f"{type(exc).__name__}: {first}{hint}")
 

@@ -10,6 +10,8 @@ torch = pytest.importorskip("torch")
 torch_neuron = pytest.importorskip("torch_neuron")
 transformers = pytest.importorskip("transformers")
 
+from neuron_core.errors import FrontendError  # noqa: E402
+
 
 VOCAB, SEQ = 100, 16
 
@@ -148,3 +150,13 @@ def test_transformer_arithmetic_on_neuron_ratio(kind, fp32):
     assert report.num_subgraphs == 1, str(report)
     # whatever stays in PyTorch says why
     assert all(r["reason"] for r in report.nodes if r["placement"] == "host"), str(report)
+
+
+def test_gpt2_with_its_cache_on_says_how_to_trace_it():
+    config = _gpt2_config()
+    config.use_cache = True   # the default of a GPT2Config: outputs carry a DynamicCache
+    model = transformers.GPT2LMHeadModel(config).eval()
+    ids, _ = _inputs()
+    with pytest.raises(FrontendError, match=r"returns a transformers\.cache_utils\.DynamicCache.*"
+                                            r"use_cache=False"):
+        torch.neuron.trace(model, (ids,), strict=False)
