@@ -96,7 +96,11 @@ class DataParallel(torch.nn.Module):
         if len(set(sizes.values())) > 1:
             raise BadInputError(f"DataParallel splits every input tensor along dim {self.dim}, "
                                 f"but their sizes there differ: {sizes} (input index -> size)")
-        return next(iter(sizes.values()))
+        size = next(iter(sizes.values()))
+        if size == 0:
+            raise BadInputError(f"DataParallel got an empty batch (size 0 on dim {self.dim}); "
+                                "pass at least one sample")
+        return size
 
     def _narrow(self, x, start: int, n: int):
         if isinstance(x, torch.Tensor) and x.dim() > self.dim:

@@ -100,5 +100,8 @@ def test_an_untraced_module_is_refused():
 def test_inputs_of_different_batch_sizes_are_refused(fp32):
     model = torch.nn.Bilinear(3, 4, 2).eval()
     neuron = torch.neuron.trace(model, (torch.randn(2, 3), torch.randn(2, 4)))
+    parallel = torch.neuron.DataParallel(neuron, device_ids=[0, 1])
     with pytest.raises(BadInputError, match=r"sizes there differ: \{0: 4, 1: 3\}"):
-        torch.neuron.DataParallel(neuron, device_ids=[0, 1])(torch.randn(4, 3), torch.randn(3, 4))
+        parallel(torch.randn(4, 3), torch.randn(3, 4))
+    with pytest.raises(BadInputError, match="empty batch"):
+        parallel(torch.randn(0, 3), torch.randn(0, 4))
