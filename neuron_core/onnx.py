@@ -27,6 +27,7 @@ from .compiler import compile_graph, parse_compiler_args
 from .errors import BadInputError, FrontendError, NeuronError
 from .frontends.onnx import from_onnx, load_model
 from .partition import PartitionOptions, PartitionReport, Subgraph, partition
+from .runtime.profile import ENV_PROFILE, build_trace, request_trace, write_profile
 
 log = logging.getLogger("Neuron")
 
@@ -62,6 +63,7 @@ class CompiledModel:
         self.steps = []
         self.neffs: list[bytes] = []
         self.last_host_ms: float | None = None   # onnxruntime time of the last run
+        self._requests = 0                         # request profiles written
         run: list = []
 
         def flush():
@@ -108,18 +110,38 @@ class CompiledModel:
                                     f"got {got}")
         env = dict(feed)
         host = 0.0
+        profile_dir = os.environ.get(ENV_PROFILE)
+        parts: list = []
         for kind, engine, node in self.steps:
             if kind == "neuron":
                 outs = engine.run([env[i] for i in node.input])
                 env.update(zip(node.output, outs))
+                if profile_dir:
+                    parts.append(build_trace(engine.program, engine.timeline(),
+                                             model=engine.name, core=engine.core))
             else:
                 sess, wanted = engine
                 feeds = {i.name: env[i.name] for i in sess.get_inputs()}
                 started = time.perf_counter()
                 env.update(zip(wanted, sess.run(wanted, feeds)))
-                host += time.perf_counter() - started
+                seconds = time.perf_counter() - started
+                host += seconds
+                if profile_dir:
+                    parts.append(("host", ", ".join(n.name or n.op_type for n in node),
+                                  "+".join(dict.fromkeys(n.op_type for n in node)), seconds))
         self.last_host_ms = 1e3 * host
+        if profile_dir:
+            self._write_request_profile(profile_dir, parts)
         return [env[n] for n in self.output_names]
+
+    def _write_request_profile(self, directory: str, parts: list) -> None:
+        name = f"{self.proto.graph.name or 'model'}-request"
+        try:
+            write_profile(directory, request_trace(parts, model=name), name, self._requests)
+        except OSError as exc:
+            raise NeuronError(f"{ENV_PROFILE}={directory!r}: cannot write the profile: {exc}; "
+                              "point it at a writable directory or unset it") from None
+        self._requests += 1
 
     def estimate(self, instance: str | None = None, cores: int | None = None,
                  batch_size: int | None = None, host_ms: float | None = None):

@@ -11,6 +11,10 @@ chrome://tracing, https://ui.perfetto.dev or speedscope:
   * process "simulator (measured wall time)": each instruction as the simulator ran it on this
     machine, to find what makes the simulation itself slow.
 
+A partitioned model (`neuron_core.onnx.compile`) also writes `<model>-request-...trace.json` per
+request: its Neuron subgraphs' timelines one after another, with the host-fallback work between
+them on the "host fallback" track at its measured duration (`request_trace`).
+
 Every event carries `args` {"instruction", "node", "op", "where": "on-core" | "host"}; the operator
 table of `neuron-profile view` is computed from them alone.
 """
@@ -98,6 +102,44 @@ def build_trace(program, timeline, *, model: str, core: int, hw: NeuronCoreConfi
                           "device_ms": f"{1e3 * timeline.device_s:.4f}",
                           "latency_ms": f"{1e3 * (end + t_out):.4f}",
                           "generator": "neuron-sim timing model"}}
+
+
+def request_trace(parts: list, *, model: str) -> dict:
+    """One request of a partitioned model as one trace. `parts`, in run order: a trace from
+    `build_trace` (a Neuron subgraph, timing model), or ("host", node, op, seconds) measured on
+    this machine. Instructions become "<part>:<index>" so that subgraphs stay apart."""
+    events = [_meta(DEVICE_PID, None, "process_name",
+                    f"{model}: one request (Neuron subgraphs: timing model; host: measured)"),
+              _meta(DEVICE_PID, None, "process_sort_index", 0)]
+    for track, tid in TIDS.items():
+        events += [_meta(DEVICE_PID, tid, "thread_name", track),
+                   _meta(DEVICE_PID, tid, "thread_sort_index", tid)]
+    cursor = device = 0.0
+    cores = []
+    for k, part in enumerate(parts):
+        if isinstance(part, dict):
+            end_us = 0.0
+            for e in part["traceEvents"]:
+                if e.get("ph") != "X" or e.get("pid") != DEVICE_PID:
+                    continue
+                args = {**e.get("args", {}), "subgraph": k}
+                if "instruction" in args:
+                    args["instruction"] = f"{k}:{args['instruction']}"
+                events.append({**e, "ts": round(e["ts"] + cursor * 1e6, 3), "args": args})
+                end_us = max(end_us, e["ts"] + e["dur"])
+            cursor += end_us / 1e6
+            device += float(part["otherData"]["device_ms"])   # in ms
+            cores.append(part["otherData"]["core"])
+        else:
+            _, node, op, seconds = part
+            events.append(_x(node, "host fallback", cursor, seconds,
+                             {"where": "host", "node": node, "op": op}, "host"))
+            cursor += seconds
+    return {"traceEvents": events, "displayTimeUnit": "ms",
+            "otherData": {"model": model, "core": ",".join(dict.fromkeys(cores)) or "-",
+                          "pid": str(os.getpid()), "device_ms": f"{device:.4f}",
+                          "latency_ms": f"{1e3 * cursor:.4f}",
+                          "generator": "neuron-sim timing model + measured host fallback"}}
 
 
 def _safe(name: str) -> str:

@@ -116,3 +116,29 @@ def test_unwritable_profile_dir_is_a_neuron_error(neff, profile_dir, monkeypatch
     with runtime.load(neff) as model:
         with pytest.raises(NeuronError, match="cannot write the profile"):
             model.run(X)
+
+
+def test_partitioned_model_writes_one_trace_per_request_with_host_fallback(profile_dir, capsys):
+    import neuron_core.onnx as nonnx
+    from neuron_core.models.builders import resnet
+    model = resnet(18, image=32, width=8, num_classes=10)
+    relus = [n for n in model.graph.node if n.op_type == "Relu"]
+    relus[len(relus) // 2].op_type = "Softsign"      # no Neuron lowering: runs in onnxruntime
+    compiled = nonnx.compile(model, cost_aware=False)
+    compiled.run([X])
+    requests = sorted(profile_dir.glob(f"*-request-*{TRACE_SUFFIX}"))
+    assert requests, sorted(p.name for p in profile_dir.iterdir())
+    trace = json.loads(requests[-1].read_text())
+    spans = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    host = [e for e in spans if e["tid"] == 7]                    # the "host fallback" track
+    assert [e["args"]["op"] for e in host] == ["Softsign"]
+    assert host[0]["dur"] == pytest.approx(1e3 * compiled.last_host_ms, rel=1e-3, abs=0.01)
+    subgraphs = {e["args"]["subgraph"] for e in spans if "subgraph" in e["args"]}
+    assert len(subgraphs) == 2 and host[0]["args"].get("subgraph") is None
+    # the host span sits between the two subgraphs' spans, in that order
+    first = max(e["ts"] + e["dur"] for e in spans if e["args"].get("subgraph") == min(subgraphs))
+    second = min(e["ts"] for e in spans if e["args"].get("subgraph") == max(subgraphs))
+    assert first <= host[0]["ts"] + 1e-3 and host[0]["ts"] + host[0]["dur"] <= second + 1e-3
+    assert main(["view", str(requests[-1])]) == 0
+    out = capsys.readouterr().out
+    assert "Softsign" in out and " host " in out and "on-core" in out
