@@ -54,6 +54,16 @@ def _x(name: str, track: str, start_s: float, dur_s: float, args: dict, cat: str
             "tid": TIDS.get(track, 1), "args": args}
 
 
+def _device_tracks(title: str) -> list:
+    """The metadata events naming the device process and its tracks, in order."""
+    events = [_meta(DEVICE_PID, None, "process_name", title),
+              _meta(DEVICE_PID, None, "process_sort_index", 0)]
+    for track, tid in TIDS.items():
+        events += [_meta(DEVICE_PID, tid, "thread_name", track),
+                   _meta(DEVICE_PID, tid, "thread_sort_index", tid)]
+    return events
+
+
 def build_trace(program, timeline, *, model: str, core: int, hw: NeuronCoreConfig = INF1,
                 wall_steps: list | None = None, host_ops: list | None = None) -> dict:
     """The trace of one execution. `wall_steps`: measured (instruction, start_s, end_s) of the
@@ -63,12 +73,7 @@ def build_trace(program, timeline, *, model: str, core: int, hw: NeuronCoreConfi
     t_in = hw.pcie_latency_s + in_bytes / hw.pcie_bytes_per_s
     t_out = hw.pcie_latency_s + out_bytes / hw.pcie_bytes_per_s
     base = t_in + hw.launch_overhead_s
-    events = [_meta(DEVICE_PID, None, "process_name",
-                    f"NeuronCore {core}: {model} (timing model)"),
-              _meta(DEVICE_PID, None, "process_sort_index", 0)]
-    for track, tid in TIDS.items():
-        events += [_meta(DEVICE_PID, tid, "thread_name", track),
-                   _meta(DEVICE_PID, tid, "thread_sort_index", tid)]
+    events = _device_tracks(f"NeuronCore {core}: {model} (timing model)")
     host = {"where": "host"}
     events.append(_x("input transfer (PCIe)", "host", 0.0, t_in, {**host, "bytes": in_bytes},
                      "transfer"))
@@ -108,12 +113,8 @@ def request_trace(parts: list, *, model: str) -> dict:
     """One request of a partitioned model as one trace. `parts`, in run order: a trace from
     `build_trace` (a Neuron subgraph, timing model), or ("host", node, op, seconds) measured on
     this machine. Instructions become "<part>:<index>" so that subgraphs stay apart."""
-    events = [_meta(DEVICE_PID, None, "process_name",
-                    f"{model}: one request (Neuron subgraphs: timing model; host: measured)"),
-              _meta(DEVICE_PID, None, "process_sort_index", 0)]
-    for track, tid in TIDS.items():
-        events += [_meta(DEVICE_PID, tid, "thread_name", track),
-                   _meta(DEVICE_PID, tid, "thread_sort_index", tid)]
+    events = _device_tracks(f"{model}: one request (Neuron subgraphs: timing model; host: "
+                            "measured)")
     cursor = device = 0.0
     cores = []
     for k, part in enumerate(parts):
