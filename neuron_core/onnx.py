@@ -267,12 +267,9 @@ def compile(model, io_config: dict | None = None, *, compiler_args=None,
     helper.set_model_props(new, {"neuron.format": FORMAT,
                                  "neuron.report": json.dumps(part.report.to_dict())})
     compiled = CompiledModel(new, precision)
-    row = compiled.estimate(instance="inf1.xlarge").instances["inf1.xlarge"]
-    if row.latency_ms_p50 is not None:
-        log.info("Estimated on inf1.xlarge (timing model, batch %d, %d NeuronCores): P50 %.2f ms "
-                 "(device %.2f, PCIe %.2f, onnxruntime %.2f), %.1f/s; every size: "
-                 "compiled.estimate()", row.batch_size, row.cores, row.latency_ms_p50,
-                 row.device_ms, row.transfer_ms, row.host_ms, row.throughput_per_s)
+    from .bridge import summary_line
+    log.info(summary_line(compiled.estimate(instance="inf1.xlarge"), "compiled.estimate()",
+                          host="onnxruntime"))
     return compiled
 
 

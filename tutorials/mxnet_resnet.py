@@ -4,7 +4,8 @@ Run it:  python tutorials/mxnet_resnet.py [--workdir DIR]
 
 Steps: build resnet18_v1 (random weights, nothing downloaded), export it to a Symbol, compile it
 with `mx_neuron.compile`, bind the compiled symbol with `ctx=mx.neuron()` through the Module API,
-compare with MXNet on the CPU, save it with `sym.save` / `mx.nd.save`, load it back and run again.
+compare with MXNet on the CPU, save it with `sym.save` / `mx.nd.save`, load it back and run again,
+and estimate its latency and throughput on each Inf1 size.
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def main() -> None:
     aux = {k: params[k] for k in sym.list_auxiliary_states() if k in params}
 
     # 2. Compile: supported regions become _neuron_subgraph_op nodes (the log shows the report).
-    csym, cargs, caux = mx_neuron.compile(sym, args, aux, inputs={"data": SHAPE})
+    csym, cargs, caux = mx_neuron.compile(sym, args, aux, inputs={"data": SHAPE},
+                                          model_name="resnet18_v1")
     print(f"compiled in {mx_neuron.last_plan().compile_seconds:.2f} s; "
           f"{100 * mx_neuron.last_plan().on_neuron_ratio:.1f}% of operations on Neuron")
 
@@ -67,6 +69,10 @@ def main() -> None:
     exe = lsym.bind(mx.neuron(), {"data": x, **largs}, aux_states=laux)
     again = exe.forward()[0].asnumpy()
     print(f"reloaded model matches: {bool(np.array_equal(again, got))}")
+
+    # 6. Latency and throughput on Inf1 sizes: the timing model of the compiled sub-graphs plus
+    # the MXNet work measured at compile time (saved in the symbol).
+    print(mx_neuron.estimate(lsym, largs).format())
 
 
 if __name__ == "__main__":

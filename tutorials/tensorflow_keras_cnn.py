@@ -7,7 +7,8 @@ Run it with `python tutorials/tensorflow_keras_cnn.py [workdir]`. It
 3. loads the compiled model with the predictor (or `tf.saved_model.load`) and predicts,
 4. compares with TensorFlow: exactly in the simulator's full-fp32 mode, and within BF16
    rounding in the default "hardware" precision (the NeuronCore computes in BF16),
-5. shows `tf_neuron.trace`, the TF2 path for Keras models and functions.
+5. shows `tf_neuron.trace`, the TF2 path for Keras models and functions,
+6. estimates latency and throughput on each Inf1 size with `tf_neuron.estimate`.
 """
 from __future__ import annotations
 
@@ -62,6 +63,10 @@ def main(workdir: Path) -> None:
     restored = tf.saved_model.load(str(workdir / "traced"))
     agree = np.allclose(restored(images).numpy(), traced(images).numpy())
     print(f"traced model saved and reloaded; outputs agree: {agree}")
+
+    # 6. latency and throughput on Inf1 sizes: the timing model of the NeuronOps plus the
+    # TensorFlow work measured at compile time (saved with the model)
+    print(tf_neuron.estimate(workdir / "mobilenet_neuron").format())
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ No framework is imported here; the plugins bring theirs.
 from .analyze import analyze
 from .convert import ConversionTable, Converter, Unsupported
 from .plan import NeuronCall, Plan, compile_plan
-from .estimate import estimate_neffs
-from .runner import bound_core, neff_key, neuron_time, on_core, run_neff
+from .estimate import estimate_neffs, summary_line
+from .runner import bound_core, neff_key, neuron_seconds, neuron_time, on_core, run_neff
 
 __all__ = ["ConversionTable", "Converter", "Unsupported", "NeuronCall", "Plan", "compile_plan",
-           "run_neff", "neff_key", "on_core", "bound_core", "neuron_time", "estimate_neffs",
+           "run_neff", "neff_key", "on_core", "bound_core", "neuron_time", "neuron_seconds", "estimate_neffs", "summary_line",
            "analyze"]

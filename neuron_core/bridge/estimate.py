@@ -70,6 +70,18 @@ def estimate_neffs(neffs: list, *, host_ms: float = 0.0, name: str = "model",
     return est
 
 
+def summary_line(est: Estimate, how: str, instance: str = "inf1.xlarge",
+                 host: str = "host") -> str:
+    """One line for the end of a compile: the estimate on `instance`, and `how` to see every size."""
+    row = est.instances[instance]
+    if row.latency_ms_p50 is None:
+        return f"Estimated on {instance}: {row.note}"
+    return (f"Estimated on {instance} (timing model, batch {row.batch_size}, {row.cores} "
+            f"NeuronCores): P50 {row.latency_ms_p50:.2f} ms (device {row.device_ms:.2f}, PCIe "
+            f"{row.transfer_ms:.2f}, {host} {row.host_ms:.2f}), {row.throughput_per_s:.1f}/s; "
+            f"every size: {how}")
+
+
 def _host_only(name, host_ms, instance, cores, batch_size) -> Estimate:
     from ..hw import INF1, INF1_INSTANCES
     names = [instance] if instance else list(INF1_INSTANCES)

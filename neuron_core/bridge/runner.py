@@ -25,6 +25,7 @@ from ..errors import BadInputError, NeffFormatError
 _LOADED: dict = {}
 _LOCK = threading.Lock()
 _BINDING = threading.local()
+_TOTAL = [0.0]     # wall seconds every thread of this process has spent in run_neff
 
 
 @contextlib.contextmanager
@@ -49,6 +50,13 @@ def neuron_time():
         yield box
     finally:
         _BINDING.timer = previous
+
+
+def neuron_seconds() -> float:
+    """Wall seconds all threads of this process have spent in `run_neff` so far. TensorFlow and
+    MXNet run the plugins' ops on their own threads, where `neuron_time` cannot see them; the
+    difference of two readings around a run is the NeuronCore part of it."""
+    return _TOTAL[0]
 
 
 def bound_core() -> int | None:
@@ -93,14 +101,16 @@ def run_neff(neff, inputs: list, *, dynamic_batch: bool = False, name: str = "ne
     """Run `neff` (bytes-like) on numpy `inputs` in declared order; returns numpy outputs.
     `core` defaults to the thread's `on_core` binding, else the first core with room."""
     timer = getattr(_BINDING, "timer", None)
-    if timer is None:
-        return _run(neff, inputs, dynamic_batch, name, precision, core)
     started = time.perf_counter()
     try:
         return _run(neff, inputs, dynamic_batch, name, precision, core)
     finally:
-        timer["seconds"] += time.perf_counter() - started
-        timer["calls"] += 1
+        seconds = time.perf_counter() - started
+        with _LOCK:
+            _TOTAL[0] += seconds
+        if timer is not None:
+            timer["seconds"] += seconds
+            timer["calls"] += 1
 
 
 def _run(neff, inputs: list, dynamic_batch: bool, name: str, precision, core) -> list:

@@ -23,10 +23,13 @@ def compile(obj, args=None, aux=None, inputs=None, **compile_args):
         **compile_args: `excl_node_names` (node names kept on MXNet), `flags` / `compiler_args`
             (neuron-cc options, e.g. `["--fast-math", "none"]`), `--neuroncore-pipeline-cores`
             (pass with `**{...}`), `minimum_segment_size`, `compiler_workdir`, and the partitioner
-            options `force_fuse_ops`, `subgraph_builder_function`, `fallback`, `cost_aware`.
+            options `force_fuse_ops`, `subgraph_builder_function`, `fallback`, `cost_aware`;
+            `model_name` names the model in `mx_neuron.estimate`.
 
     Returns:
-        `(sym, args, aux)` for a Symbol; a `SymbolBlock` for a Gluon block.
+        `(sym, args, aux)` for a Symbol; a `SymbolBlock` for a Gluon block. The log ends with the
+        estimated latency and throughput on inf1.xlarge; `mx_neuron.estimate(sym, args)` gives
+        every Inf1 size.
 
     Example:
         >>> import mx_neuron, mxnet as mx

@@ -13,6 +13,7 @@ from neuron_core.errors import NeuronError
 
 from ._mxnet import import_mxnet
 from .capture import Captured, capture, to_core
+from .estimate import measure_host, summary, with_host_ms
 from .graph import rebuild
 
 mx = import_mxnet()
@@ -95,8 +96,9 @@ def _log_native_counts(cv, plan) -> None:
                  ", ".join(f"{op}: {n}" for op, n in off.most_common()))
 
 
-def compile_symbol(sym, args=None, aux=None, inputs=None, **compile_args):
-    """Compile a Symbol; returns (compiled symbol, args, aux). See `mx_neuron.compile`."""
+def compile_symbol(sym, args=None, aux=None, inputs=None, *, model_name=None, **compile_args):
+    """Compile a Symbol; returns (compiled symbol, args, aux). See `mx_neuron.compile`;
+    `model_name` (default: the symbol's name) names the model in its estimates."""
     if not isinstance(sym, mx.sym.Symbol):
         raise NeuronError(f"compile expects an mx.sym.Symbol or a Gluon HybridBlock, got "
                           f"{type(sym).__name__}")
@@ -138,6 +140,9 @@ def compile_symbol(sym, args=None, aux=None, inputs=None, **compile_args):
                 new_args.items()}
     new_aux = {k: v if isinstance(v, mx.nd.NDArray) else mx.nd.array(v) for k, v in
                new_aux.items()}
+    out = with_host_ms(graph_json, measure_host(out, new_args, new_aux, inputs, shapes, dtypes),
+                       model_name or sym.name or "model")
+    log.info(summary(out, new_args))
     _LAST["plan"] = plan
     return out, new_args, new_aux
 

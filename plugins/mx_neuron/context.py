@@ -40,12 +40,14 @@ def neuron(core: int = 0) -> NeuronContext:
 
 
 def install() -> None:
-    """Expose `mx.neuron`, `mx.infa`, `mx.context.neuron` and `mx.contrib.neuron.compile`."""
+    """Expose `mx.neuron`, `mx.infa`, `mx.context.neuron` and `mx.contrib.neuron` (`compile`,
+    `analyze`, `estimate`)."""
     import importlib
     import sys
     import types
 
     from .api import compile as compile_fn
+    from .estimate import estimate
 
     # the package attribute `compile` is the function; fetch the module itself
     _compile = importlib.import_module(__package__ + ".compile")
@@ -58,5 +60,6 @@ def install() -> None:
                                "inputs, **compile_args).")
     contrib.compile = compile_fn
     contrib.analyze = _compile.analyze_symbol
+    contrib.estimate = estimate
     mx.contrib.neuron = contrib
     sys.modules["mxnet.contrib.neuron"] = contrib

@@ -39,6 +39,7 @@ def compile_block(block, inputs=None, **compile_args):
     params = {p.name: p.data() for p in block.collect_params().values()}
     args = {k: params[k] for k in sym.list_arguments() if k in params}
     aux = {k: params[k] for k in sym.list_auxiliary_states() if k in params}
+    compile_args.setdefault("model_name", type(block).__name__)
     csym, cargs, caux = compile_symbol(sym, args, aux, {n: e for n, e in zip(names, examples)},
                                        **compile_args)
     net = mx.gluon.SymbolBlock(csym, [mx.sym.var(n, dtype=e.dtype)

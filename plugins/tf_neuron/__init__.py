@@ -6,6 +6,7 @@ NeuronCore; the compiled regions become NeuronOps, the rest stays TensorFlow.
     pred = tf_neuron.predictor.from_saved_model("model_neuron")
     traced = tf_neuron.trace(keras_model, example_inputs)           # TF2 tracing
     traced.save("traced_sm")
+    print(tf_neuron.estimate("model_neuron").format())             # latency, throughput on Inf1
 
 Importing it registers the NeuronOp runner (a compiled SavedModel needs it in every process that
 loads it) and makes `tf.neuron` available. Import it before tensorflow/numpy where you can: the
@@ -21,11 +22,12 @@ import tensorflow as tf  # noqa: E402
 from . import op as _op
 from . import predictor, saved_model
 from .convert import TABLE
+from .estimate import estimate
 from .trace import TracedModel, analyze_model, trace
 
 _op.register()
 
-__all__ = ["saved_model", "predictor", "trace", "analyze_model", "TracedModel",
+__all__ = ["saved_model", "predictor", "trace", "analyze_model", "estimate", "TracedModel",
            "supported_operators"]
 
 
@@ -35,5 +37,5 @@ def supported_operators() -> list:
 
 
 tf.neuron = types.SimpleNamespace(saved_model=saved_model, predictor=predictor, trace=trace,
-                                  analyze_model=analyze_model,
+                                  analyze_model=analyze_model, estimate=estimate,
                                   supported_operators=supported_operators)

@@ -14,7 +14,8 @@ from neuron_core.bridge import compile_plan
 from neuron_core.errors import NeuronError
 
 from .capture import freeze, log_counts, static_specs, to_core
-from .op import NeuronCheck
+from .estimate import NeuronInfo, example_feed, measure_host, summary
+from .op import OP_PREFIX, NeuronCheck
 from .rewrite import make_function, neff_variables, rewrite
 
 __all__ = ["compile", "compile_function"]
@@ -48,9 +49,11 @@ def _identity(fn) -> tuple:
 
 
 def compile_function(fn, specs: dict, *, structure_keys=None, dynamic_batch_size=False,
-                     compiler_args=None, workdir=None, where="model", **partition):
+                     compiler_args=None, workdir=None, where="model", name=None, **partition):
     """Compile one concrete function at static `specs`; returns (compiled concrete fn, tf.function,
-    plan, NEFF variables) -- keep the variables alive (tracked) with the function."""
+    plan, NEFF variables, NeuronInfo) -- keep the variables and the info alive (tracked) with the
+    function, and measure its host work with `measure_host`. `name` (default: `where`) names the
+    model in its estimates."""
     wrapper = tf.function(lambda **kw: fn(**kw), autograph=False)
     concrete = wrapper.get_concrete_function(**specs)
     cap = freeze(concrete, sorted(specs), structure_keys)
@@ -65,7 +68,22 @@ def compile_function(fn, specs: dict, *, structure_keys=None, dynamic_batch_size
                      for k, s in specs.items()}
     neffs = neff_variables(plan)
     compiled, tf_fn = make_function(gd, cap, outputs, run_specs, neffs, cap.output_structure)
-    return compiled, tf_fn, plan, neffs
+    order = sorted(plan.calls, key=lambda c: c.index)
+    info = NeuronInfo([neffs[f"{OP_PREFIX}{c.index}"] for c in order], name or where)
+    return compiled, tf_fn, plan, neffs, info
+
+
+def _measure(module, key: str, compiled, feed: dict, dst: Path) -> None:
+    """Time signature `key` compiled on `feed` (its host work goes into its NeuronInfo) and log
+    its estimate on inf1.xlarge."""
+    try:
+        measure_host(module.neuron_info[key], compiled, **feed)
+    except (tf.errors.OpError, NeuronError) as exc:
+        raise NeuronError(f"signature {key!r} compiled, but running it on example inputs to "
+                          f"measure its TensorFlow work failed: {exc}; pass model_feed_dict with "
+                          "valid inputs") from exc
+    which = "" if key == "serving_default" else f", signature_def_key={key!r}"
+    log.info(summary(module, f"tf.neuron.estimate({str(dst)!r}{which})", key))
 
 
 def compile(model_dir, new_model_dir, batch_size=1, model_shape_feed_dict=None,  # noqa: A001
@@ -103,7 +121,8 @@ def compile(model_dir, new_model_dir, batch_size=1, model_shape_feed_dict=None, 
 
     Returns:
         {"OnNeuronRatio": r}: the fraction of the model's operations placed on Neuron (the lowest
-        over the signatures).
+        over the signatures). The log ends with each signature's estimated latency and throughput
+        on inf1.xlarge; `tf_neuron.estimate(new_model_dir)` gives every Inf1 size.
 
     Example:
         >>> import tf_neuron
@@ -136,18 +155,21 @@ def compile(model_dir, new_model_dir, batch_size=1, model_shape_feed_dict=None, 
         shape_feed.setdefault(name, tuple(getattr(value, "shape", ())))
     module = tf.Module()
     module.neuron_check = NeuronCheck()
+    module.neuron_info = {}   # signature key -> NeuronInfo, for tf_neuron.estimate
     out_signatures, ratios, done = {}, [], {}
     for key, fn in signatures.items():
         same = done.get(_identity(fn))
         if same is not None:   # another key for the same function (Keras: serve, serving_default)
             out_signatures[key] = out_signatures[same]
+            module.neuron_info[key] = module.neuron_info[same]
             continue
         specs = static_specs(fn.structured_input_signature[1], batch_size, shape_feed,
                              f"signature {key!r}")
         workdir = os.path.join(compiler_workdir, key) if compiler_workdir else None
-        compiled, tf_fn, plan, neffs = compile_function(
+        compiled, tf_fn, plan, neffs, info = compile_function(
             fn, specs, dynamic_batch_size=dynamic_batch_size, compiler_args=compiler_args,
-            workdir=workdir, where=key, minimum_segment_size=minimum_segment_size,
+            workdir=workdir, where=key, name=f"{src.name} ({key})",
+            minimum_segment_size=minimum_segment_size,
             no_fuse_ops=no_fuse_ops, force_fuse_ops=force_fuse_ops,
             subgraph_builder_function=subgraph_builder_function, cost_aware=cost_aware)
         setattr(module, f"signature_{len(out_signatures)}", tf_fn)
@@ -155,6 +177,8 @@ def compile(model_dir, new_model_dir, batch_size=1, model_shape_feed_dict=None, 
         out_signatures[key] = compiled
         done[_identity(fn)] = key
         ratios.append(plan.on_neuron_ratio)
+        module.neuron_info[key] = info
+        _measure(module, key, compiled, example_feed(specs, model_feed_dict), dst)
     ratio = min(ratios)
     if dst.exists():
         shutil.rmtree(dst)

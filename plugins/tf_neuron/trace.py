@@ -2,6 +2,8 @@
 NeuronCore and returns a callable model; `analyze_model` reports op support without compiling."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import tensorflow as tf
 
@@ -9,10 +11,13 @@ from neuron_core.bridge import analyze
 from neuron_core.errors import NeuronError
 
 from .capture import freeze, to_core
+from .estimate import NeuronInfo, measure_host, summary
 from .op import NeuronCheck
 from .saved_model import compile_function
 
 __all__ = ["TracedModel", "trace", "analyze_model"]
+
+log = logging.getLogger("Neuron")
 
 
 def _specs(example_inputs) -> tuple[dict, list]:
@@ -42,12 +47,14 @@ def _positional(func, names: list):
 
 class TracedModel(tf.Module):
     """A compiled model: call it like the original; `.save(path)` writes a SavedModel that
-    `tf.saved_model.load` (after `import tf_neuron`) restores as a callable."""
+    `tf.saved_model.load` (after `import tf_neuron`) restores as a callable. `neuron_info` (its
+    NEFFs and measured host work) is saved with it for `tf_neuron.estimate`."""
 
-    def __init__(self, tf_fn, specs: dict, names: list, plan, neffs: dict):
+    def __init__(self, tf_fn, specs: dict, names: list, plan, neffs: dict, info: NeuronInfo):
         super().__init__(name="neuron_traced")
         self.neuron_check = NeuronCheck()
         self.neffs = list(neffs.values())
+        self.neuron_info = info
         self._names = list(names)
         self._specs = specs
         self._serve = tf_fn
@@ -85,17 +92,23 @@ def trace(func, example_inputs, subgraph_builder_function=None, *, compiler_args
         >>> traced.save("resnet_traced")
 
     Options are those of `tf_neuron.saved_model.compile`; `cost_aware=False` keeps regions whose
-    transfers cost more than they save (the partitioner drops them by default).
+    transfers cost more than they save (the partitioner drops them by default). The log ends with
+    the estimated latency and throughput on inf1.xlarge; `tf_neuron.estimate(traced)` gives every
+    Inf1 size.
     """
     specs, names = _specs(example_inputs)
     fn = _positional(func, names)
-    _, tf_fn, plan, neffs = compile_function(
+    _, tf_fn, plan, neffs, info = compile_function(
         fn, specs, dynamic_batch_size=dynamic_batch_size, compiler_args=compiler_args,
         workdir=compiler_workdir, where=getattr(func, "name", None) or "traced",
         minimum_segment_size=minimum_segment_size, no_fuse_ops=no_fuse_ops,
         force_fuse_ops=force_fuse_ops, subgraph_builder_function=subgraph_builder_function,
         cost_aware=cost_aware)
-    return TracedModel(tf_fn, specs, names, plan, neffs)
+    traced = TracedModel(tf_fn, specs, names, plan, neffs, info)
+    examples = example_inputs if isinstance(example_inputs, (list, tuple)) else [example_inputs]
+    measure_host(info, traced, *examples)
+    log.info(summary(traced, "tf.neuron.estimate(model)"))
+    return traced
 
 
 def analyze_model(func, example_inputs, **options) -> dict:

@@ -9,7 +9,7 @@ import time
 import torch
 import torch.utils._pytree as pytree
 
-from neuron_core.bridge import compile_plan, estimate_neffs, neuron_time
+from neuron_core.bridge import compile_plan, estimate_neffs, neuron_time, summary_line
 from neuron_core.errors import CompilerError, NeuronError
 
 from .capture import capture
@@ -174,14 +174,7 @@ def estimate(model, instance: str | None = None, cores: int | None = None,
 
 def summary(model) -> str:
     """One line for the end of a trace: the estimate on the smallest Inf1 size."""
-    est = estimate(model, instance="inf1.xlarge")
-    row = est.instances["inf1.xlarge"]
-    if row.latency_ms_p50 is None:
-        return f"Estimated on inf1.xlarge: {row.note}"
-    return (f"Estimated on inf1.xlarge (timing model, batch {row.batch_size}, {row.cores} "
-            f"NeuronCores): P50 {row.latency_ms_p50:.2f} ms (device {row.device_ms:.2f}, PCIe "
-            f"{row.transfer_ms:.2f}, host {row.host_ms:.2f}), {row.throughput_per_s:.1f}/s; "
-            "every size: torch.neuron.estimate(model)")
+    return summary_line(estimate(model, instance="inf1.xlarge"), "torch.neuron.estimate(model)")
 
 
 def _batch_of(args) -> int:

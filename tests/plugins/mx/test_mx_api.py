@@ -1,6 +1,6 @@
 """The user-facing API: Module / Symbol.bind / simple_bind with mx.neuron(), mx.infa(), mx.cpu();
-mx.contrib.neuron.compile; Gluon blocks; a model split by an unsupported op; excl_node_names;
-the log lines; and clear errors for bad inputs and options."""
+mx.contrib.neuron.compile; Gluon blocks; a model split by an unsupported op and its estimate;
+excl_node_names; the log lines; and clear errors for bad inputs and options."""
 from __future__ import annotations
 
 import json
@@ -14,6 +14,7 @@ mx = pytest.importorskip("mxnet")
 
 from neuron_core.errors import CompilerOptionError, NeuronError  # noqa: E402
 
+from ..estimates import check_split_estimate  # noqa: E402
 from .mx_helpers import BF16_TOL, FP32_TOL, rel_err, run_bound  # noqa: E402
 
 S = mx.sym
@@ -103,6 +104,21 @@ def test_unsupported_op_in_middle_splits_and_runs(fp32, caplog):
     assert "MXNet operators left on MXNet: sin: 1" in text
     assert "Fix first (fragments each unsupported op type causes): mxnet::sin" in text
     assert "'sin' has no Neuron conversion" in plan.report.to_json()
+    assert "Estimated on inf1.xlarge (timing model, batch 2, 4 NeuronCores): P50" in text
+
+
+def test_estimate_includes_subgraphs_transfers_and_measured_host_time():
+    sym, args, aux, _, _ = _cnn(middle=lambda y: S.sin(y, name="odd_sin"))
+    csym, cargs, caux = _compile(sym, args, aux)
+    check_split_estimate(mx_neuron.estimate(csym, cargs, caux), "fc")
+    assert mx.contrib.neuron.estimate(csym, cargs, host_ms=0.0).instances[
+        "inf1.xlarge"].host_ms == 0.0
+    with pytest.raises(NeuronError, match="'fc' was not compiled by this mx_neuron"):
+        mx_neuron.estimate(sym, args)
+    with pytest.raises(NeuronError, match=r"args lack the NEFF param\(s\) \['neuron_subgraph_0"):
+        mx_neuron.estimate(csym, args)
+    with pytest.raises(NeuronError, match="estimate takes a symbol compiled by mx_neuron"):
+        mx_neuron.estimate("model.json")
 
 
 def test_excl_node_names_keeps_node_on_mxnet(fp32):
@@ -129,6 +145,8 @@ def test_gluon_block_compiles_to_symbol_block(fp32):
     assert isinstance(cnet, mx.gluon.SymbolBlock)
     assert rel_err(cnet(x).asnumpy(), ref) < FP32_TOL
     assert mx_neuron.last_plan().on_neuron_ratio == 1.0
+    est = mx_neuron.estimate(cnet, instance="inf1.xlarge")
+    assert est.model == "HybridSequential" and est.instances["inf1.xlarge"].device_ms > 0
 
 
 def test_flags_and_pipeline_cores_are_accepted(hardware):

@@ -1,6 +1,6 @@
-"""Compiled symbol + params saved with sym.save / mx.nd.save load and run in a fresh process after
-`import mx_neuron` (even after a plain `import mxnet` failed there first), and fail clearly
-without it."""
+"""Compiled symbol + params saved with sym.save / mx.nd.save load, run and estimate (with the host
+work measured at compile time) in a fresh process after `import mx_neuron` (even after a plain
+`import mxnet` failed there first), and fail clearly without it."""
 from __future__ import annotations
 
 import numpy as np
@@ -47,10 +47,14 @@ def test_saveload_fresh_process_after_failed_mxnet_import(saved):
         np.save("out.npy", mod.get_outputs()[0].asnumpy())
         nodes = __import__("json").load(open("model-symbol.json"))["nodes"]
         print("ops", sorted({n["op"] for n in nodes}))
+        row = mx_neuron.estimate(sym, args).instances["inf1.xlarge"]
+        print("estimate host", row.host_ms, "device", row.device_ms)
     """, tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "plain import failed" in proc.stdout
     assert "ops ['Custom', 'null', 'sin']" in proc.stdout
+    host, device = map(float, proc.stdout.split("estimate host ")[1].split(" device "))
+    assert host > 0 and device > 0
     assert rel_err(np.load(tmp / "out.npy"), ref) < FP32_TOL
     # the NEFFs travel in the params file, not the symbol JSON
     assert (tmp / "model-symbol.json").stat().st_size < 5000

@@ -22,3 +22,5 @@ def test_tutorial_mxnet_resnet_runs(tmp_path):
     assert (tmp_path / "resnet18_neuron-symbol.json").exists()
     assert (tmp_path / "resnet18_neuron-0000.params").stat().st_size > 10_000_000
     assert "MXNet operators placed on Neuron: Convolution: 20" in proc.stderr
+    assert "Estimated on inf1.xlarge (timing model, batch 1, 4 NeuronCores)" in proc.stderr
+    assert "Estimate for resnet18_v1 on Inf1" in out and "inf1.24xlarge" in out

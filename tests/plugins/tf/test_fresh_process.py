@@ -1,5 +1,6 @@
-"""A compiled SavedModel loads and predicts in a new process after `import tf_neuron`, and
-fails at load, saying to import tf_neuron, without it."""
+"""A compiled SavedModel loads, predicts and estimates (with the host work measured at compile
+time) in a new process after `import tf_neuron`, and fails at load, saying to import tf_neuron,
+without it."""
 from __future__ import annotations
 
 import os
@@ -33,6 +34,8 @@ SCRIPT = textwrap.dedent("""
     name = next(iter(fn.structured_input_signature[1]))
     np.save(sys.argv[1] + "/../got.npy", fn(**{name: x})["output_0"].numpy())
     print("PREDICTED")
+    row = tf_neuron.estimate(loaded).instances["inf1.xlarge"]
+    print("ESTIMATE host", row.host_ms, "device", row.device_ms)
 """)
 
 
@@ -50,6 +53,8 @@ def test_saved_model_loads_in_fresh_process(tmp_path):
     np.save(tmp_path / "x.npy", x)
     done = _run(tmp_path / "neuron", "with-plugin")
     assert "PREDICTED" in done.stdout, done.stderr[-3000:]
+    host, device = map(float, done.stdout.split("ESTIMATE host ")[1].split(" device "))
+    assert host > 0 and device > 0, done.stdout
     np.testing.assert_allclose(np.load(tmp_path / "got.npy"), model(x).numpy(), rtol=FP32_RTOL,
                                atol=FP32_ATOL)
     failed = _run(tmp_path / "neuron", "without-plugin")

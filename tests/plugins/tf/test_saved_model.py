@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import tf_neuron  # noqa: E402
 from neuron_core.errors import BadInputError, NeuronError  # noqa: E402
 
+from ..estimates import check_split_estimate  # noqa: E402
 from .models import BF16_TOL, FP32_ATOL, FP32_RTOL, mobilenet_like, rel_err  # noqa: E402
 
 keras = pytest.importorskip("keras")
@@ -142,12 +143,20 @@ def test_saved_model_unsupported_op_in_the_middle(tmp_path, monkeypatch, caplog)
     assert 0.5 < result["OnNeuronRatio"] < 1.0
     assert "The neuron partitioner created 2 sub-graphs" in caplog.text
     assert "Operations left on TensorFlow: Cumsum: 1" in caplog.text
+    assert "Estimated on inf1.xlarge (timing model, batch 1, 4 NeuronCores): P50" in caplog.text
     x = np.random.default_rng(6).standard_normal((1, 16, 12, 3)).astype(np.float32)
     want = module(tf.constant(x))["y"].numpy()
     monkeypatch.setenv("NEURON_SIM_PRECISION", "fp32")
     loaded = tf.saved_model.load(str(tmp_path / "b"))
     got = loaded.signatures["serving_default"](x=x)["y"].numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+    check_split_estimate(tf_neuron.estimate(loaded), "sm (serving_default)")
+    assert tf_neuron.estimate(tmp_path / "b").to_json() == tf_neuron.estimate(loaded).to_json()
+    with pytest.raises(NeuronError, match=r"signature_def_key='nope'.*\['serving_default'\]"):
+        tf_neuron.estimate(loaded, signature_def_key="nope")
+    for plain in (tmp_path / "sm", module):
+        with pytest.raises(NeuronError, match="estimate takes a model compiled by tf_neuron"):
+            tf_neuron.estimate(plain)
     with pytest.warns(UserWarning, match="OnNeuronRatio=0.000"):
         result = tf_neuron.saved_model.compile(tmp_path / "sm", tmp_path / "c",
                                                model_feed_dict={"x": x}, no_fuse_ops=["Conv2D"])
@@ -159,6 +168,7 @@ def test_trace_save_load_and_tf_neuron_alias(tmp_path, monkeypatch):
     x = _images(1, seed=7)
     traced = tf.neuron.trace(model, x)
     assert tf.neuron.trace is tf_neuron.trace and traced.on_neuron_ratio == 1.0
+    assert tf.neuron.estimate is tf_neuron.estimate
     info = tf.neuron.analyze_model(model, x)
     assert info["percent_supported"] == 100.0 and info["total_count"] > 10
     assert set(info) >= {"percent_supported", "percent_supported_arithmetic", "supported_count",
@@ -172,5 +182,10 @@ def test_trace_save_load_and_tf_neuron_alias(tmp_path, monkeypatch):
     got = loaded.signatures["serving_default"](input_0=x)
     np.testing.assert_allclose(next(iter(got.values())).numpy(), want, rtol=FP32_RTOL,
                                atol=FP32_ATOL)
+    est = tf_neuron.estimate(traced, "inf1.xlarge")
+    assert est.model == "mobilenet_like" and list(est.instances) == ["inf1.xlarge"]
+    assert est.instances["inf1.xlarge"].host_ms > 0
+    assert tf_neuron.estimate(loaded, "inf1.xlarge").to_json() == est.to_json()
+    assert tf_neuron.estimate(traced, host_ms=0.0).instances["inf1.xlarge"].host_ms == 0.0
     with pytest.raises(NeuronError, match="example_inputs\\[0\\] is a str"):
         tf_neuron.trace(model, ["not a tensor"])

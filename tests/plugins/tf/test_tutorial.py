@@ -19,3 +19,4 @@ def test_tutorial_keras_cnn_runs(tmp_path):
     hw = float(re.search(r"hardware precision: max error relative to TensorFlow (\S+),", out)[1])
     assert fp32 < 1e-4 and 0 < hw < 5e-2, out
     assert "outputs agree: True" in out
+    assert "Estimate for mobilenet (serve" in out and "inf1.24xlarge" in out, out
