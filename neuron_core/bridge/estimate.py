@@ -50,8 +50,8 @@ def estimate_neffs(neffs: list, *, host_ms: float = 0.0, name: str = "model",
         latency = sum(r.latency_ms_p50 for r in rows) + host_ms
         if pipeline > 1:   # each subgraph's pipeline is kept full; the slowest part limits
             caps = [r.throughput_per_s for r in rows]
-            if host_ms:
-                caps.append(1e3 * head.batch_size / host_ms)
+            if host_ms:   # one host thread per pipeline replica
+                caps.append(head.replicas * 1e3 * head.batch_size / host_ms)
             rate = min(caps)
         else:              # a replica runs its request's parts in turn
             rate = min([head.replicas * head.batch_size * 1e3 / latency] +

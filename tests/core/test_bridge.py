@@ -188,6 +188,14 @@ def test_bridge_estimate_chains_subgraphs_and_adds_host_time():
     assert "host ms" in est.format()
     with pytest.raises(NeuronError, match="host_ms must be"):
         estimate_neffs([], host_ms=-1)
+    # a pipeline replica is fed by its own host thread: host work caps each replica, not the chip
+    piped = compile_plan(_convert(nodes, params), minimum_segment_size=1, cost_aware=False,
+                         compiler_args=["--neuroncore-pipeline-cores", "2"])
+    est = estimate_neffs([c.neff for c in piped.calls], host_ms=50.0)
+    small, big = est.instances["inf1.xlarge"], est.instances["inf1.6xlarge"]
+    assert (small.replicas, big.replicas) == (2, 8)
+    assert small.throughput_per_s == pytest.approx(2 * 4 * 1e3 / 50.0)
+    assert big.throughput_per_s == pytest.approx(4 * small.throughput_per_s)
     # the host time the plugins measure: wall time outside run_neff
     x = rng.standard_normal((4, 8)).astype(np.float32)
     with neuron_time() as inside:
