@@ -63,7 +63,6 @@ class CompiledModel:
         self.steps = []
         self.neffs: list[bytes] = []
         self.last_host_ms: float | None = None   # onnxruntime time of the last run
-        self._requests = 0                         # request profiles written
         run: list = []
 
         def flush():
@@ -137,11 +136,10 @@ class CompiledModel:
     def _write_request_profile(self, directory: str, parts: list) -> None:
         name = f"{self.proto.graph.name or 'model'}-request"
         try:
-            write_profile(directory, request_trace(parts, model=name), name, self._requests)
+            write_profile(directory, request_trace(parts, model=name), name)
         except OSError as exc:
             raise NeuronError(f"{ENV_PROFILE}={directory!r}: cannot write the profile: {exc}; "
                               "point it at a writable directory or unset it") from None
-        self._requests += 1
 
     def estimate(self, instance: str | None = None, cores: int | None = None,
                  batch_size: int | None = None, host_ms: float | None = None):
@@ -160,9 +158,17 @@ class CompiledModel:
             return 0.0
         if self.last_host_ms is None:
             zeros = {n: np.zeros(s, d) for n, s, d in self.inputs}
-            self.run(zeros)
-            first = self.last_host_ms
-            self.run(zeros)
+            try:
+                with np.errstate(all="ignore"):
+                    self.run(zeros)
+                    first = self.last_host_ms
+                    self.run(zeros)
+            except Exception as exc:  # only the estimate's host part is at stake
+                log.warning("could not time the onnxruntime part on zero inputs (%s: %s); the "
+                            "estimate counts no host time until the model has run once",
+                            type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+                self.last_host_ms = None
+                return 0.0
             self.last_host_ms = min(first, self.last_host_ms)
         return self.last_host_ms
 

@@ -9,10 +9,12 @@ instance's; the estimate shows it apart from device and transfer time.
 """
 from __future__ import annotations
 
+import math
+
 from ..compiler.program import Program
 from ..errors import NeffFormatError, NeuronError
 from ..neff import read_neff
-from ..runtime.estimate import Estimate, InstanceEstimate, estimate_program
+from ..runtime.estimate import Estimate, InstanceEstimate, compiled_batch, estimate_program
 
 
 def _program(neff):
@@ -27,14 +29,23 @@ def estimate_neffs(neffs: list, *, host_ms: float = 0.0, name: str = "model",
                    instance: str | None = None, cores: int | None = None,
                    batch_size: int | None = None) -> Estimate:
     """Latency P50 and throughput on each Inf1 size of a model made of `neffs` (run in order on
-    one core per replica) plus `host_ms` of framework work per request."""
+    one core per replica) plus `host_ms` of framework work per execution of the compiled batch.
+
+    A `batch_size` other than the compiled one runs the whole model ceil(batch_size / compiled)
+    times: each subgraph that many executions of its own compiled shape (a later subgraph's first
+    dimension need not be the batch), and the host work that many times."""
     if not isinstance(host_ms, (int, float)) or host_ms < 0:
         raise NeuronError(f"host_ms must be a number of milliseconds >= 0, got {host_ms!r}")
-    parts = [estimate_program(*_program(n), instance=instance, cores=cores,
-                              batch_size=batch_size, name=f"{name} subgraph {i}")
-             for i, n in enumerate(neffs)]
-    if not parts:   # nothing compiled: the framework does all the work
+    programs = [_program(n) for n in neffs]
+    if not programs:   # nothing compiled: the framework does all the work
         return _host_only(name, float(host_ms), instance, cores, batch_size)
+    batch = compiled_batch(programs[0][1])
+    runs = math.ceil(batch_size / batch) if batch_size else 1
+    parts = [estimate_program(program, meta, instance=instance, cores=cores,
+                              batch_size=batch_size if i == 0 or not batch_size
+                              else runs * compiled_batch(meta), name=f"{name} subgraph {i}")
+             for i, (program, meta) in enumerate(programs)]
+    host_ms = float(host_ms) * runs
     first = parts[0]
     pipeline = max(p.pipeline_cores for p in parts)
     est = Estimate(name, first.compiled_batch, first.batch_size,
@@ -48,25 +59,30 @@ def estimate_neffs(neffs: list, *, host_ms: float = 0.0, name: str = "model",
                                                    note=blocked[0])
             continue
         latency = sum(r.latency_ms_p50 for r in rows) + host_ms
+        # each part's rate in requests of head.batch_size samples (its own batch may differ)
+        part_caps = [r.throughput_per_s / r.batch_size * head.batch_size for r in rows]
         if pipeline > 1:   # each subgraph's pipeline is kept full; the slowest part limits
-            caps = [r.throughput_per_s for r in rows]
+            caps = part_caps
             if host_ms:   # one host thread per pipeline replica
                 caps.append(head.replicas * 1e3 * head.batch_size / host_ms)
             rate = min(caps)
         else:              # a replica runs its request's parts in turn
-            rate = min([head.replicas * head.batch_size * 1e3 / latency] +
-                       [r.throughput_per_s for r in rows])
+            rate = min([head.replicas * head.batch_size * 1e3 / latency] + part_caps)
         est.instances[inst] = InstanceEstimate(
             head.cores, head.batch_size, latency, rate, head.replicas, head.chips,
             sum(r.device_ms for r in rows), sum(r.transfer_ms for r in rows), float(host_ms))
-    notes = dict.fromkeys(n for p in parts for n in p.notes)
+    # a later part's own batch arithmetic would only confuse: the first part's note says it
+    notes = dict.fromkeys(n for i, p in enumerate(parts) for n in p.notes
+                          if i == 0 or not n.startswith("batch size"))
     est.notes.extend(notes)
     if len(parts) > 1:
         est.notes.append(f"{len(parts)} Neuron subgraphs run one after another per request, each "
                          "with its own launch and PCIe transfers")
     if host_ms:
-        est.notes.append(f"host: {host_ms:.3g} ms per request for the operations left to the "
-                         "framework, measured on this machine's CPU, one host thread per replica")
+        each = f" ({runs} runs of the compiled batch)" if runs > 1 else ""
+        est.notes.append(f"host: {host_ms:.3g} ms per request{each} for the operations left to "
+                         "the framework, measured on this machine's CPU, one host thread per "
+                         "replica")
     return est
 
 

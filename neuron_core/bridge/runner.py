@@ -29,27 +29,31 @@ _TOTAL = [0.0]     # wall seconds every thread of this process has spent in run_
 
 
 @contextlib.contextmanager
+def _bound(attr: str, value):
+    """Set this thread's `attr` binding to `value` inside the block; yields `value`."""
+    previous = getattr(_BINDING, attr, None)
+    setattr(_BINDING, attr, value)
+    try:
+        yield value
+    finally:
+        setattr(_BINDING, attr, previous)
+
+
 def on_core(core: int | None):
     """Run the NEFFs this thread calls inside the block on NeuronCore `core` (None: any core)."""
-    previous = getattr(_BINDING, "core", None)
-    _BINDING.core = core
-    try:
-        yield
-    finally:
-        _BINDING.core = previous
+    return _bound("core", core)
 
 
-@contextlib.contextmanager
 def neuron_time():
     """Yield a dict whose "seconds" grows by the wall time this thread spends in `run_neff` inside
     the block (the plugins subtract it from a whole run to measure their host work)."""
-    box = {"seconds": 0.0, "calls": 0}
-    previous = getattr(_BINDING, "timer", None)
-    _BINDING.timer = box
-    try:
-        yield box
-    finally:
-        _BINDING.timer = previous
+    return _bound("timer", {"seconds": 0.0, "calls": 0})
+
+
+def with_precision(precision: str | None):
+    """Run the NEFFs this thread calls inside the block at `precision` ("fp32" or "hardware"),
+    whatever $NEURON_SIM_PRECISION says (a plugin checking its own work wants exact numbers)."""
+    return _bound("precision", precision)
 
 
 def neuron_seconds() -> float:
@@ -85,6 +89,10 @@ def _model(neff, precision: str | None, core: int | None):
         if model is None or not model.loaded:
             model = runtime.load(bytes(neff), precision=precision, core=core)
             _LOADED[key] = model
+            # a model loaded on "any core" serves later requests for the core it landed on
+            landed = (key[0], precision, model.core)
+            if landed not in _LOADED or not _LOADED[landed].loaded:
+                _LOADED[landed] = model
     return model
 
 
@@ -114,6 +122,7 @@ def run_neff(neff, inputs: list, *, dynamic_batch: bool = False, name: str = "ne
 
 
 def _run(neff, inputs: list, dynamic_batch: bool, name: str, precision, core) -> list:
+    precision = precision or getattr(_BINDING, "precision", None)
     model = _model(neff, precision, bound_core() if core is None else core)
     expected = model.inputs
     if len(inputs) != len(expected):

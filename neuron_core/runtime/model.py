@@ -45,7 +45,6 @@ class Model:
         owner = f"pid {os.getpid()}: {self.metadata.get('source') or neff.path or 'model'}"
         self._timelines: dict = {}
         self.last_cycles: int | None = None
-        self._runs = 0
         self.allocation = get_device_manager().allocate(
             int(self.program.memory.get("total_bytes", 0)), owner=owner, core=core)
         try:
@@ -162,11 +161,10 @@ class Model:
         trace = build_trace(self.program, timeline, model=self.name, core=self.core,
                             wall_steps=steps)
         try:
-            path = write_profile(directory, trace, self.name, self._runs)
+            path = write_profile(directory, trace, self.name)
         except OSError as exc:
             raise NeuronError(f"NEURON_PROFILE={directory!r}: cannot write the profile: {exc}; "
                               "point it at a writable directory or unset it") from None
-        self._runs += 1
         log.debug("profile written to %s", path)
 
     def __enter__(self):

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
@@ -117,8 +118,10 @@ def request_trace(parts: list, *, model: str) -> dict:
                             "measured)")
     cursor = device = 0.0
     cores = []
-    for k, part in enumerate(parts):
+    k = -1   # the subgraph's number among the Neuron parts
+    for part in parts:
         if isinstance(part, dict):
+            k += 1
             end_us = 0.0
             for e in part["traceEvents"]:
                 if e.get("ph") != "X" or e.get("pid") != DEVICE_PID:
@@ -147,10 +150,19 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80] or "model"
 
 
-def write_profile(directory, trace: dict, model: str, seq: int) -> Path:
-    """Write a trace atomically as DIR/<model>-pid<pid>-<n>.trace.json; returns its path."""
+_SEQ: dict = {}      # (directory, model) -> profiles written by this process
+_SEQ_LOCK = threading.Lock()
+
+
+def write_profile(directory, trace: dict, model: str) -> Path:
+    """Write a trace atomically as DIR/<model>-pid<pid>-<n>.trace.json; returns its path. `n`
+    counts per directory and model name in this process, so replicas of one model on several
+    NeuronCores (threads) never write the same file."""
     limit = int(os.environ.get(ENV_PROFILE_MAX) or 100)
     directory = Path(directory)
+    with _SEQ_LOCK:
+        seq = _SEQ.get((str(directory), model), 0)
+        _SEQ[(str(directory), model)] = seq + 1
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{_safe(model)}-pid{os.getpid()}-{seq % max(1, limit):05d}{TRACE_SUFFIX}"
     fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=directory)

@@ -32,6 +32,7 @@ class Captured:
     in_spec: object         # pytree spec of (args, kwargs)
     out_spec: object        # pytree spec of the outputs
     example_flat: list      # flattened example input tensors
+    widened: bool = False   # captured at batch 2 from a batch-1 example (see capture)
 
     @property
     def graph(self) -> "torch.fx.Graph":
@@ -66,6 +67,7 @@ def capture(model: torch.nn.Module, example_inputs, *, dynamic_batch: bool = Fal
         model = _FunctionModule(model)
     was_training = model.training
     model.eval()
+    widened = False
     try:
         try:
             program = _export(model, args, dynamic_batch, min_batch=1)
@@ -79,6 +81,7 @@ def capture(model: torch.nn.Module, example_inputs, *, dynamic_batch: bool = Fal
                      "repeated) so that every batch size runs", type(model).__name__)
             args = pytree.tree_map(lambda t: torch.cat([t, t]) if t.dim() else t, args)
             flat, _ = pytree.tree_flatten(args)
+            widened = True
             try:
                 program = _export(model, args, dynamic_batch, min_batch=2)
             except Exception as again:
@@ -94,7 +97,7 @@ def capture(model: torch.nn.Module, example_inputs, *, dynamic_batch: bool = Fal
             params[spec.arg.name] = state[spec.target]
     user_inputs = [s.arg.name for s in sig.input_specs if s.kind.name == "USER_INPUT"]
     return Captured(program, params, user_inputs, program.call_spec.in_spec,
-                    program.call_spec.out_spec, flat)
+                    program.call_spec.out_spec, flat, widened)
 
 
 def _export(model, args, dynamic_batch: bool, min_batch: int):

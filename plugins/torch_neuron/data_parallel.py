@@ -49,14 +49,32 @@ class DataParallel(torch.nn.Module):
         self.module = module
         self.dim = dim
         self.device_ids = _device_ids(device_ids)
-        self.compiled_batch, self.compiled_dynamic = (int(v) for v in meta.tolist())
+        batch, self.compiled_dynamic = (int(v) for v in meta.tolist())
+        shape = getattr(module, "neuron_shape", None)
+        shape = [int(v) for v in shape.tolist()] if isinstance(shape, torch.Tensor) else [batch]
+        if dim >= len(shape):
+            raise NeuronError(f"dim={dim} is not a dimension of the model's first input, which "
+                              f"was traced with shape {tuple(shape)}; choose dim < {len(shape)}")
+        #: the first input's size along `dim` as traced: what each core takes without dynamic
+        #: batching, and the piece size with it
+        self.compiled_batch = shape[dim]
         self.dynamic_batching = dim == 0 and self.compiled_batch > 0
         if not self.dynamic_batching:
             log.warning("DataParallel: dynamic batching is off (it needs dim=0 and a batched "
-                        "first input); input.shape[%d] / %d NeuronCores must equal the compiled "
-                        "batch", dim, len(self.device_ids))
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=len(self.device_ids), thread_name_prefix="neuron-dp")
+                        "first input); input.shape[%d] / %d NeuronCores must equal the traced "
+                        "size %d", dim, len(self.device_ids), self.compiled_batch)
+        self._pool = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_pool"] = None     # threads do not copy; a copy starts its own on first call
+        return state
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=len(self.device_ids), thread_name_prefix="neuron-dp")
+        return self._pool
 
     def disable_dynamic_batching(self) -> None:
         """Require input.shape[dim] / len(device_ids) == the compiled batch from now on."""
@@ -72,15 +90,15 @@ class DataParallel(torch.nn.Module):
             if size % cores or size // cores != self.compiled_batch:
                 raise BadInputError(
                     f"DataParallel without dynamic batching splits input.shape[{self.dim}]={size} "
-                    f"evenly over {cores} NeuronCores, so it must be {cores} x the compiled "
-                    f"batch {self.compiled_batch} = {cores * self.compiled_batch}; pass that "
-                    "batch, or keep dynamic batching on")
+                    f"evenly over {cores} NeuronCores, so it must be {cores} x the traced size "
+                    f"{self.compiled_batch} = {cores * self.compiled_batch}; pass that, or "
+                    "keep dynamic batching on (dim=0)")
             sizes = [self.compiled_batch] * cores
         jobs, start = [], 0
         for core, n in zip(self.device_ids, sizes):
             if n:
                 piece = [self._narrow(x, start, n) for x in flat]
-                jobs.append(self._pool.submit(self._replica, core, piece, spec))
+                jobs.append(self._executor().submit(self._replica, core, piece, spec))
                 start += n
         results = [job.result() for job in jobs]
         leaves = [pytree.tree_flatten(r) for r in results]
@@ -112,13 +130,13 @@ class DataParallel(torch.nn.Module):
             n = self._batch_size(flat)
             step = self.compiled_batch
             if not self.dynamic_batching or self.compiled_dynamic or n == step:
-                return self.module(*pytree.tree_unflatten(flat, spec))
+                return self._checked(self.module(*pytree.tree_unflatten(flat, spec)), n)
             outs = []
             for start in range(0, n, step):
                 take = min(step, n - start)
                 piece = [self._pad(self._narrow(x, start, take), step) for x in flat]
-                out = self.module(*pytree.tree_unflatten(piece, spec))
-                outs.append(pytree.tree_map(lambda y: self._trim(y, take), out))
+                out = self._checked(self.module(*pytree.tree_unflatten(piece, spec)), step)
+                outs.append(pytree.tree_map(lambda y: self._narrow(y, 0, take), out))
             leaves = [pytree.tree_flatten(o) for o in outs]
             return pytree.tree_unflatten(self._join([f for f, _ in leaves]), leaves[0][1])
 
@@ -129,16 +147,17 @@ class DataParallel(torch.nn.Module):
         shape[self.dim] = size - x.shape[self.dim]
         return torch.cat([x, x.new_zeros(shape)], self.dim)
 
-    def _trim(self, y, n: int):
-        if not isinstance(y, torch.Tensor):
-            return y
-        if y.dim() <= self.dim or y.shape[self.dim] != self.compiled_batch:
-            raise BadInputError(
-                f"DataParallel's dynamic batching needs every output to carry the batch on dim "
-                f"{self.dim} (compiled batch {self.compiled_batch}), but an output has shape "
-                f"{tuple(y.shape)}; call disable_dynamic_batching() and pass "
-                f"{len(self.device_ids)} x {self.compiled_batch} inputs")
-        return y.narrow(self.dim, 0, n)
+    def _checked(self, out, n: int):
+        """`out`, if every output tensor carries the slice (n samples) on `dim`: the replicas'
+        outputs are joined there, so a reduction over the batch would come back wrong."""
+        for i, y in enumerate(pytree.tree_leaves(out)):
+            if isinstance(y, torch.Tensor) and (y.dim() <= self.dim or y.shape[self.dim] != n):
+                raise BadInputError(
+                    f"DataParallel joins every output along dim {self.dim}, but output {i} has "
+                    f"shape {tuple(y.shape)} for a slice of {n}: it does not carry the batch "
+                    "there; return per-sample outputs (reduce after the call), or run the model "
+                    "without DataParallel")
+        return out
 
     def _join(self, parts: list) -> list:
         return [torch.cat(group, self.dim) if isinstance(group[0], torch.Tensor) and
@@ -149,8 +168,9 @@ def _device_ids(device_ids) -> list[int]:
     visible = list(get_device_manager().visible_cores)
     if device_ids is None:
         return visible
+    listed = list(device_ids) if isinstance(device_ids, (list, tuple)) else [device_ids]
     ids = []
-    for d in device_ids if isinstance(device_ids, (list, tuple)) else [device_ids]:
+    for d in listed:
         if isinstance(d, str) and d.startswith("nc:"):
             d = d[3:]
         try:
@@ -160,6 +180,6 @@ def _device_ids(device_ids) -> list[int]:
                               f"(visible to this process: {visible})") from None
     missing = [i for i in ids if i not in visible]
     if missing or not ids or len(set(ids)) != len(ids):
-        raise NeuronError(f"device_ids={list(device_ids)} must name distinct NeuronCores visible "
+        raise NeuronError(f"device_ids={device_ids!r} must name distinct NeuronCores visible "
                           f"to this process: {visible} (NEURON_RT_VISIBLE_CORES chooses them)")
     return ids

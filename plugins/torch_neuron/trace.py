@@ -9,7 +9,8 @@ import time
 import torch
 import torch.utils._pytree as pytree
 
-from neuron_core.bridge import compile_plan, estimate_neffs, neuron_time, summary_line
+from neuron_core.bridge import (compile_plan, estimate_neffs, neuron_time, summary_line,
+                                with_precision)
 from neuron_core.errors import CompilerError, NeuronError
 
 from .capture import capture
@@ -22,14 +23,17 @@ class _Wrapper(torch.nn.Module):
     """Takes the user's argument structure, flattens it, and returns the model's output structure.
 
     Its buffers travel with the saved model: `neuron_batch` ([compiled batch, dynamic]: the first
-    input's dimension 0, and whether it may vary) for `torch.neuron.DataParallel`, and
+    input's dimension 0, and whether it may vary) and `neuron_shape` (the first input's traced
+    shape) for `torch.neuron.DataParallel`, and
     `neuron_host_ms` (the host work per call, measured at trace time) for `torch.neuron.estimate`."""
 
-    def __init__(self, gm: torch.fx.GraphModule, out_spec, batch: int, dynamic: bool):
+    def __init__(self, gm: torch.fx.GraphModule, out_spec, shape: list, dynamic: bool):
         super().__init__()
         self.graph_module = gm
         self._out_spec = out_spec
-        self.register_buffer("neuron_batch", torch.tensor([batch, int(dynamic)]))
+        self.register_buffer("neuron_batch", torch.tensor([shape[0] if shape else 0,
+                                                           int(dynamic)]))
+        self.register_buffer("neuron_shape", torch.tensor(shape, dtype=torch.int64))
         self.register_buffer("neuron_host_ms", torch.zeros((), dtype=torch.float64))
 
     def forward(self, *args):
@@ -123,17 +127,43 @@ def trace(model, example_inputs, compiler_args=None, compiler_timeout=None, comp
         tuple(example_inputs) if isinstance(example_inputs, list) else (example_inputs,))
     # named after the user's model, so that a loaded model still says what it is
     named = type(getattr(model, "__name__", None) or type(model).__name__, (_Wrapper,), {})
-    wrapper = named(gm, cap.out_spec, _batch_of(cap.example_flat), bool(dynamic_batch_size)).eval()
+    wrapper = named(gm, cap.out_spec, _first_shape(cap.example_flat),
+                    bool(dynamic_batch_size)).eval()
     spec = str(cap.out_spec)
     if "strict" not in trace_kwargs and ("dict" in spec or "list" in spec):
         trace_kwargs["strict"] = False       # dict/list outputs need it; say so once
         log.info("model returns a dict or list: tracing with strict=False")
     with torch.no_grad():
         traced = torch.jit.trace(wrapper, args, check_trace=False, **trace_kwargs)
+    if cap.widened:
+        _check_batch_one(model, traced, args)
     _measure_host(traced, args)
     _attach(traced, plan)
     log.info(summary(traced))
     return traced
+
+
+def _check_batch_one(model, traced, args) -> None:
+    """A model captured at batch 2 because it branches on batch 1 must still give the eager
+    answer at batch 1 (exact fp32 simulation, so only summation order may differ)."""
+    with torch.no_grad(), with_precision("fp32"):
+        got = pytree.tree_leaves(traced(*args))
+        want = pytree.tree_leaves(model(*args))
+    for g, w in zip(got, want):
+        if not (isinstance(g, torch.Tensor) and isinstance(w, torch.Tensor)):
+            continue
+        if g.shape != w.shape:
+            differs = True
+        elif w.numel() == 0:
+            differs = False
+        else:
+            scale = float(w.double().abs().max()) if w.is_floating_point() else 1.0
+            differs = float((g.double() - w.double()).abs().max()) > 1e-3 * max(scale, 1e-6)
+        if differs:
+            raise NeuronError(
+                f"{type(model).__name__} computes something else at batch 1 than at other batch "
+                "sizes, so dynamic_batch_size=True cannot serve both from one capture; trace "
+                "with the batch size you will run, or without dynamic_batch_size")
 
 
 def _measure_host(traced, args) -> None:
@@ -177,10 +207,10 @@ def summary(model) -> str:
     return summary_line(estimate(model, instance="inf1.xlarge"), "torch.neuron.estimate(model)")
 
 
-def _batch_of(args) -> int:
-    """Dimension 0 of the first tensor input (0 when there is none)."""
+def _first_shape(args) -> list:
+    """The shape of the first input tensor that has dimensions ([] when there is none)."""
     tensors = [t for t in pytree.tree_leaves(args) if isinstance(t, torch.Tensor) and t.dim()]
-    return int(tensors[0].shape[0]) if tensors else 0
+    return list(tensors[0].shape) if tensors else []
 
 
 def _attach(traced, plan) -> None:

@@ -188,6 +188,11 @@ def test_bridge_estimate_chains_subgraphs_and_adds_host_time():
     assert "host ms" in est.format()
     with pytest.raises(NeuronError, match="host_ms must be"):
         estimate_neffs([], host_ms=-1)
+    # twice the compiled batch: every part, and the host work, runs twice
+    double = estimate_neffs([c.neff for c in plan.calls], host_ms=1.5, batch_size=8)
+    two = double.instances["inf1.xlarge"]
+    assert two.device_ms == pytest.approx(2 * row.device_ms) and two.host_ms == 3.0
+    assert two.batch_size == 8 and not any("padded" in n for n in double.notes)
     # a pipeline replica is fed by its own host thread: host work caps each replica, not the chip
     piped = compile_plan(_convert(nodes, params), minimum_segment_size=1, cost_aware=False,
                          compiler_args=["--neuroncore-pipeline-cores", "2"])

@@ -63,6 +63,15 @@ def test_every_execution_writes_a_chrome_trace(neff, profile_dir):
     assert float(trace["otherData"]["device_ms"]) > 0 and int(trace["otherData"]["cycles"]) > 0
 
 
+def test_replicas_of_one_model_on_two_cores_keep_their_own_files(neff, profile_dir):
+    with runtime.load(neff, core=0) as a, runtime.load(neff, core=1) as b:
+        a.run(X)
+        b.run(X)
+    cores = sorted(json.loads(p.read_text())["otherData"]["core"]
+                   for p in profile_dir.glob(f"*{TRACE_SUFFIX}"))
+    assert cores == ["0", "1"]
+
+
 def test_profile_files_wrap_after_the_limit(neff, profile_dir, monkeypatch):
     monkeypatch.setenv("NEURON_PROFILE_MAX_FILES", "2")
     _run(neff, 3)
@@ -134,7 +143,7 @@ def test_partitioned_model_writes_one_trace_per_request_with_host_fallback(profi
     assert [e["args"]["op"] for e in host] == ["Softsign"]
     assert host[0]["dur"] == pytest.approx(1e3 * compiled.last_host_ms, rel=1e-3, abs=0.01)
     subgraphs = {e["args"]["subgraph"] for e in spans if "subgraph" in e["args"]}
-    assert len(subgraphs) == 2 and host[0]["args"].get("subgraph") is None
+    assert subgraphs == {0, 1} and host[0]["args"].get("subgraph") is None
     # the host span sits between the two subgraphs' spans, in that order
     first = max(e["ts"] + e["dur"] for e in spans if e["args"].get("subgraph") == min(subgraphs))
     second = min(e["ts"] for e in spans if e["args"].get("subgraph") == max(subgraphs))

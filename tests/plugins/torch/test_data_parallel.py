@@ -38,6 +38,15 @@ def test_dynamic_batching_splits_any_batch_over_the_cores(traced, fp32):
     assert all(after[c].used > before[c] for c in (1, 2, 3)), (before, after)
 
 
+def test_a_replica_reuses_the_model_already_loaded_on_its_core(fp32):
+    before = {c: u.used for c, u in get_device_manager().usage().items()}
+    neuron = torch.neuron.trace(_small(), torch.randn(2, 3, 8, 8))   # runs it: loads it
+    used = {c: u.used for c, u in get_device_manager().usage().items()}
+    core, = [c for c in used if used[c] > before[c]]                 # where it landed
+    torch.neuron.DataParallel(neuron, device_ids=[core])(torch.randn(4, 3, 8, 8))
+    assert get_device_manager().usage()[core].used == used[core]
+
+
 def test_without_dynamic_batching_the_batch_is_cores_times_compiled(traced, fp32):
     model, neuron = traced
     parallel = torch.neuron.DataParallel(neuron, device_ids=[0, 1])
@@ -74,17 +83,46 @@ def test_model_traced_with_dynamic_batch_takes_whole_slices(fp32):
         torch.testing.assert_close(parallel(x), model(x), rtol=1e-4, atol=1e-4)
 
 
-def test_dim_other_than_zero_turns_dynamic_batching_off(traced, caplog):
+def test_dim_other_than_zero_splits_that_dim_without_dynamic_batching(fp32, caplog):
+    model = torch.nn.Sequential(torch.nn.Conv1d(3, 4, 1), torch.nn.ReLU()).eval()
+    neuron = torch.neuron.trace(model, torch.randn(2, 3, 5))
     with caplog.at_level(logging.WARNING, logger="Neuron"):
-        parallel = torch.neuron.DataParallel(traced[1], device_ids=[0], dim=1)
-    assert not parallel.dynamic_batching
-    assert "dynamic batching is off" in caplog.text
+        parallel = torch.neuron.DataParallel(neuron, device_ids=[0, 1], dim=2)
+    assert not parallel.dynamic_batching and "dynamic batching is off" in caplog.text
+    x = torch.randn(2, 3, 10)   # 2 cores x the traced length 5
+    with torch.no_grad():
+        torch.testing.assert_close(parallel(x), model(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(BadInputError, match=r"input.shape\[2\]=8 .* = 10"):
+        parallel(torch.randn(2, 3, 8))
+    with pytest.raises(NeuronError, match=r"dim=3 is not a dimension .* \(2, 3, 5\)"):
+        torch.neuron.DataParallel(neuron, dim=3)
+
+
+def test_outputs_that_do_not_carry_the_batch_are_refused(fp32):
+    class WithTotal(torch.nn.Module):
+        def forward(self, x):
+            y = torch.relu(x * 2.0)
+            return y, y.sum()
+    neuron = torch.neuron.trace(WithTotal().eval(), torch.randn(2, 4))
+    parallel = torch.neuron.DataParallel(neuron, device_ids=[0, 1])
+    for batch in (4, 3):   # slices equal to the traced batch, and padded pieces
+        with pytest.raises(BadInputError, match=r"output 1 has shape \(\) .*reduce after"):
+            parallel(torch.randn(batch, 4))
+
+
+def test_a_copy_runs_on_its_own_threads(traced, fp32):
+    import copy
+    parallel = torch.neuron.DataParallel(traced[1], device_ids=[0, 1])
+    x = torch.randn(3, 3, 8, 8)
+    first = parallel(x)
+    torch.testing.assert_close(copy.deepcopy(parallel)(x), first)
 
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(device_ids=[0, 99]), r"device_ids=\[0, 99\] must name distinct NeuronCores visible"),
     (dict(device_ids=[1, 1]), r"distinct"),
     (dict(device_ids=["gpu"]), r"device_ids holds 'gpu'"),
+    (dict(device_ids=7), r"device_ids=7 must name distinct NeuronCores visible"),
     (dict(dim=-1), r"dim must be a non-negative int"),
 ])
 def test_bad_arguments_say_what_to_do(traced, kwargs, match):

@@ -234,3 +234,11 @@ def test_estimate_includes_subgraphs_transfers_and_measured_host_time(caplog):
     assert torch.neuron.estimate(traced, host_ms=0.0).instances["inf1.xlarge"].host_ms == 0.0
     with pytest.raises(NeuronError, match="torch.neuron.trace"):
         torch.neuron.estimate(model)
+
+
+def test_dynamic_batch_refuses_a_model_that_computes_otherwise_at_batch_one():
+    class ByBatch(torch.nn.Module):
+        def forward(self, x):
+            return x * 3.0 if x.shape[0] == 1 else x * 2.0
+    with pytest.raises(NeuronError, match="computes something else at batch 1"):
+        torch.neuron.trace(ByBatch().eval(), torch.randn(1, 4), dynamic_batch_size=True)
