@@ -25,6 +25,7 @@ from ..errors import BadInputError, NeffFormatError
 _LOADED: dict = {}
 _LOCK = threading.Lock()
 _BINDING = threading.local()
+_LOADING: dict = {}   # key -> lock held while that key's NEFF loads
 _TOTAL = [0.0]     # wall seconds every thread of this process has spent in run_neff
 
 
@@ -86,13 +87,20 @@ def _model(neff, precision: str | None, core: int | None):
     key = (neff_key(neff), precision, core)
     with _LOCK:
         model = _LOADED.get(key)
+        if model is not None and model.loaded:
+            return model
+        loading = _LOADING.setdefault(key, threading.Lock())
+    with loading:   # one load per key; replicas on other cores load meanwhile
+        with _LOCK:
+            model = _LOADED.get(key)
         if model is None or not model.loaded:
             model = runtime.load(bytes(neff), precision=precision, core=core)
-            _LOADED[key] = model
-            # a model loaded on "any core" serves later requests for the core it landed on
-            landed = (key[0], precision, model.core)
-            if landed not in _LOADED or not _LOADED[landed].loaded:
-                _LOADED[landed] = model
+            with _LOCK:
+                _LOADED[key] = model
+                # a model loaded on "any core" serves later requests for the core it landed on
+                landed = (key[0], precision, model.core)
+                if landed not in _LOADED or not _LOADED[landed].loaded:
+                    _LOADED[landed] = model
     return model
 
 
