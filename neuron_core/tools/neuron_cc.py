@@ -1,7 +1,7 @@
 """neuron-cc: compile a model into a NEFF, list the supported operators, describe a NEFF.
 
     neuron-cc compile model.onnx --framework ONNX --io-config '{"inputs": {"x": [[1,3,224,224], "float32"]}}'
-    neuron-cc list-operators --framework ONNX
+    neuron-cc list-operators --framework ONNX     (or PYTORCH, TENSORFLOW, MXNET: the plugin's ops)
     neuron-cc info model.neff
     neuron-cc estimate model.neff [--instance inf1.xlarge] [--batch-size N] [--cores N] [--json]
 """
@@ -31,11 +31,34 @@ def _framework(value: str) -> str:
     return upper
 
 
+#: how a model of each framework is compiled, for `compile` of a non-ONNX framework
+PLUGIN_ENTRY = {
+    "PYTORCH": "import torch_neuron; torch.neuron.trace(model, example_inputs)",
+    "TENSORFLOW": "import tf_neuron; tf_neuron.saved_model.compile(model_dir, new_model_dir)",
+    "MXNET": "import mx_neuron; mx_neuron.compile(sym, args, aux, inputs)",
+}
+#: the pip extra that brings each plugin's framework
+EXTRA = {"PYTORCH": "torch", "TENSORFLOW": "tf", "MXNET": "mx"}
+
+
 def _require_onnx(framework: str) -> None:
     if framework != "ONNX":
-        raise NeuronError(f"--framework {framework} needs the {PLUGIN[framework]} plugin, which is "
-                          "not available in this release; export the model to ONNX and use "
-                          "--framework ONNX")
+        raise NeuronError(f"neuron-cc compile reads ONNX files; a {framework} model is compiled "
+                          f"from Python by its plugin: {PLUGIN_ENTRY[framework]} (or export it "
+                          "to ONNX and use --framework ONNX)")
+
+
+def _plugin_operators(framework: str) -> list:
+    """The native operators the framework's plugin converts (its conversion table)."""
+    import importlib
+    name = PLUGIN[framework]
+    try:
+        table = importlib.import_module(f"{name}.convert").TABLE
+    except ImportError as exc:
+        raise NeuronError(f"--framework {framework} needs the {name} plugin and its framework, "
+                          f"which did not import ({exc}); install them with pip install -e "
+                          f"'.[{EXTRA[framework]}]'") from None
+    return table.supported()
 
 
 def load_io_config(text: str | None) -> dict | None:
@@ -116,8 +139,8 @@ def estimate_summary(program, metadata: dict, path) -> str:
 
 def cmd_list_operators(args) -> int:
     from ..ops import op_names
-    _require_onnx(args.framework)
-    print("\n".join(op_names()))
+    names = op_names() if args.framework == "ONNX" else _plugin_operators(args.framework)
+    print("\n".join(names))
     return 0
 
 

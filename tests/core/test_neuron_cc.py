@@ -144,10 +144,19 @@ def test_bad_options(tmp_path, capsys, args, needle):
     assert needle in capsys.readouterr().err
 
 
-def test_other_frameworks_point_to_onnx(tmp_path, capsys):
+def test_other_frameworks_point_to_their_plugin(tmp_path, capsys):
     src = _save(tmp_path, small_cnn())
     assert main(["compile", src, "--framework", "PYTORCH"]) == 1
-    assert "torch_neuron" in capsys.readouterr().err
+    assert "torch.neuron.trace(model, example_inputs)" in capsys.readouterr().err
+
+
+def test_list_operators_of_a_framework_comes_from_its_plugin(capsys):
+    pytest.importorskip("torch_neuron")
+    import torch_neuron
+    assert main(["list-operators", "--framework", "PYTORCH"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert listed == torch_neuron.get_supported_operations()
+    assert "aten.convolution.default" in listed and "aten.sin.default" not in listed
 
 
 def test_old_opset_attributes_are_upgraded(tmp_path):
