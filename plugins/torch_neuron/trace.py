@@ -191,7 +191,8 @@ def estimate(model, instance: str | None = None, cores: int | None = None,
 
     Example:
         >>> print(torch.neuron.estimate(traced).format())                  # doctest: +SKIP
-        >>> torch.neuron.estimate(traced, "inf1.xlarge").instances["inf1.xlarge"].latency_ms_p50
+        >>> est = torch.neuron.estimate(traced, "inf1.xlarge")             # doctest: +SKIP
+        >>> est.instances["inf1.xlarge"].latency_ms_p50                   # doctest: +SKIP
     """
     host = getattr(model, "neuron_host_ms", None)
     if host is None or not isinstance(host, torch.Tensor):
