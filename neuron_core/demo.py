@@ -74,6 +74,11 @@ def main(argv=None) -> int:
             print(f"  precision={precision:8s} top-3 classes {np.argsort(-y[0])[:3].tolist()}  "
                   f"max |diff| vs onnxruntime {err:.2e} ({rel:.2%} of max |y|)  {ms:.1f} ms")
         print(f"  onnxruntime        top-3 classes {np.argsort(-expected[0])[:3].tolist()}")
+        with runtime.load(neff_path) as model:
+            table = model.estimate().format()
+        print("\nOn a real Inf1 instance (timing model; `neuron-cc estimate FILE.neff` gives the "
+              "same):")
+        print("  " + table.replace("\n", "\n  "))
     return 0
 
 

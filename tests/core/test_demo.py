@@ -12,3 +12,4 @@ def test_demo_compiles_reports_estimates_and_runs(capsys):
     assert "100.0% of all operations (69 of 69) are supported" in out
     assert "The neuron partitioner created 1 sub-graphs" in out
     assert out.count("top-3 classes") == 3
+    assert "inf1.24xlarge     64" in out   # the estimate of every instance size
