@@ -51,6 +51,11 @@ def settle() -> None:
     time.sleep(SETTLE_S)
 
 
+def verdict(ok: bool) -> str:
+    """How a benchmark reports one target."""
+    return "met" if ok else "NOT met"
+
+
 def blas_kernel() -> str:
     try:
         from threadpoolctl import threadpool_info
@@ -112,13 +117,13 @@ def main(argv=None) -> int:
         print(f"{name:10s} {r['compile_s']:9.2f} {r['load_s']:7.3f} {r['sim_ms']:8.1f} "
               f"{r['ort_ms']:8.1f} {r['ratio']:7.2f} {r['rel_err']:8.2e}")
         notes = [f"run ratio target <= {TARGETS['run_ratio']}: "
-                 f"{'met' if r['ratio'] <= TARGETS['run_ratio'] else 'NOT met'}"]
+                 f"{verdict(r['ratio'] <= TARGETS['run_ratio'])}"]
         if name in TARGETS["compile_s"]:
             t = TARGETS["compile_s"][name]
-            notes.append(f"compile target <= {t} s: {'met' if r['compile_s'] <= t else 'NOT met'}")
+            notes.append(f"compile target <= {t} s: {verdict(r['compile_s'] <= t)}")
         if name in TARGETS["load_s"]:
             t = TARGETS["load_s"][name]
-            notes.append(f"load target <= {t} s: {'met' if r['load_s'] <= t else 'NOT met'}")
+            notes.append(f"load target <= {t} s: {verdict(r['load_s'] <= t)}")
         print("           " + "; ".join(notes))
     return 0
 

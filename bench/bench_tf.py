@@ -28,7 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bench_core import blas_kernel, settle  # noqa: E402
+from bench_core import blas_kernel, settle, verdict  # noqa: E402
 
 TARGETS = {"run_ratio": 1.5, "compile_s": {"resnet50": 15.0}, "on_neuron": 0.95}
 L = keras.layers
@@ -127,13 +127,13 @@ def main(argv=None) -> int:
             print(f"{name:10s} {r['compile_s']:9.2f} {r['ratio_on']:9.3f} {r['sim_ms']:8.1f} "
                   f"{r['tf_ms']:8.1f} {r['run_ratio']:7.2f} {r['rel_err']:8.2e}")
             notes = [f"run ratio target <= {TARGETS['run_ratio']}: "
-                     f"{'met' if r['run_ratio'] <= TARGETS['run_ratio'] else 'NOT met'}",
+                     f"{verdict(r['run_ratio'] <= TARGETS['run_ratio'])}",
                      f"OnNeuronRatio target >= {TARGETS['on_neuron']}: "
-                     f"{'met' if r['ratio_on'] >= TARGETS['on_neuron'] else 'NOT met'}"]
+                     f"{verdict(r['ratio_on'] >= TARGETS['on_neuron'])}"]
             if name in TARGETS["compile_s"]:
                 t = TARGETS["compile_s"][name]
                 notes.append(f"compile target <= {t} s: "
-                             f"{'met' if r['compile_s'] <= t else 'NOT met'}")
+                             f"{verdict(r['compile_s'] <= t)}")
             print("           " + "; ".join(notes))
         if not args.no_families:
             families(Path(tmp))

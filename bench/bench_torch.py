@@ -24,7 +24,7 @@ import torch_neuron  # noqa: E402,F401  (first: neuron_core picks the BLAS kerne
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from bench_core import blas_kernel, settle  # noqa: E402
+from bench_core import blas_kernel, settle, verdict  # noqa: E402
 
 TARGETS = {"run_ratio": 1.5, "trace_s": {"resnet50": 10.0, "bert_base": 20.0},
            "arith_on_neuron": 95.0}
@@ -101,10 +101,6 @@ def bench(name: str, repeat: int) -> dict:
             "rel_err": float((a - b).norm() / b.norm())}
 
 
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=10)
@@ -121,9 +117,9 @@ def main(argv=None) -> int:
               f"{r['eager_ms']:9.1f} {r['run_ratio']:9.2f} {r['rel_err']:8.2e}")
         limit = TARGETS["trace_s"][name]
         print(f"           run ratio target <= {TARGETS['run_ratio']}: "
-              f"{_verdict(r['run_ratio'] <= TARGETS['run_ratio'])}; trace target <= {limit} s: "
-              f"{_verdict(r['trace_s'] <= limit)}; on-Neuron target >= "
-              f"{TARGETS['arith_on_neuron']}%: {_verdict(r['arith'] >= TARGETS['arith_on_neuron'])}")
+              f"{verdict(r['run_ratio'] <= TARGETS['run_ratio'])}; trace target <= {limit} s: "
+              f"{verdict(r['trace_s'] <= limit)}; on-Neuron target >= "
+              f"{TARGETS['arith_on_neuron']}%: {verdict(r['arith'] >= TARGETS['arith_on_neuron'])}")
     return 0
 
 
