@@ -38,8 +38,8 @@ class DataParallel(torch.nn.Module):
 
     def __init__(self, module, device_ids=None, dim: int = 0):
         super().__init__()
-        meta = getattr(module, "neuron_batch", None)
-        if not isinstance(module, torch.jit.ScriptModule) or not isinstance(meta, torch.Tensor):
+        shape = getattr(module, "neuron_shape", None)
+        if not isinstance(module, torch.jit.ScriptModule) or not isinstance(shape, torch.Tensor):
             raise NeuronError(f"DataParallel takes a model returned by torch.neuron.trace (or "
                               f"loaded from one with torch.jit.load), got {type(module).__name__}; "
                               "trace the model first")
@@ -49,9 +49,8 @@ class DataParallel(torch.nn.Module):
         self.module = module
         self.dim = dim
         self.device_ids = _device_ids(device_ids)
-        batch, self.compiled_dynamic = (int(v) for v in meta.tolist())
-        shape = getattr(module, "neuron_shape", None)
-        shape = [int(v) for v in shape.tolist()] if isinstance(shape, torch.Tensor) else [batch]
+        self.compiled_dynamic = bool(module.neuron_dynamic)
+        shape = [int(v) for v in shape.tolist()]
         if dim >= len(shape):
             raise NeuronError(f"dim={dim} is not a dimension of the model's first input, which "
                               f"was traced with shape {tuple(shape)}; choose dim < {len(shape)}")

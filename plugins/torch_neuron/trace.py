@@ -22,18 +22,16 @@ log = logging.getLogger("Neuron")
 class _Wrapper(torch.nn.Module):
     """Takes the user's argument structure, flattens it, and returns the model's output structure.
 
-    Its buffers travel with the saved model: `neuron_batch` ([compiled batch, dynamic]: the first
-    input's dimension 0, and whether it may vary) and `neuron_shape` (the first input's traced
-    shape) for `torch.neuron.DataParallel`, and
+    Its buffers travel with the saved model: `neuron_shape` (the first input's traced shape) and
+    `neuron_dynamic` (whether its dimension 0 may vary) for `torch.neuron.DataParallel`, and
     `neuron_host_ms` (the host work per call, measured at trace time) for `torch.neuron.estimate`."""
 
     def __init__(self, gm: torch.fx.GraphModule, out_spec, shape: list, dynamic: bool):
         super().__init__()
         self.graph_module = gm
         self._out_spec = out_spec
-        self.register_buffer("neuron_batch", torch.tensor([shape[0] if shape else 0,
-                                                           int(dynamic)]))
         self.register_buffer("neuron_shape", torch.tensor(shape, dtype=torch.int64))
+        self.register_buffer("neuron_dynamic", torch.tensor(dynamic))
         self.register_buffer("neuron_host_ms", torch.zeros((), dtype=torch.float64))
 
     def forward(self, *args):
