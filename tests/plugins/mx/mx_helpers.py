@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ..numerics import rel_err  # noqa: F401  (shared)
+
 mx_neuron = pytest.importorskip("mx_neuron")   # restores np.bool, then imports mxnet
 mx = pytest.importorskip("mxnet")
 
@@ -16,11 +18,6 @@ FP32_TOL = 1e-4
 # output's scale. 5e-2 catches any logic error (those are O(1)) without flaking on rounding.
 BF16_TOL = 5e-2
 
-
-def rel_err(got, want) -> float:
-    """max |got - want| relative to max |want|."""
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12))
 
 
 def export(net, *examples, names=("data",)):

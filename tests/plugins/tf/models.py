@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..numerics import rel_err  # noqa: F401  (shared)
+
 keras = __import__("keras")
 L = keras.layers
 
@@ -14,12 +16,6 @@ BF16_TOL = 5e-2
 #: full-fp32 simulation: only summation order differs from TensorFlow's kernels
 FP32_RTOL = FP32_ATOL = 1e-4
 
-
-def rel_err(got, want) -> float:
-    """max |got - want| relative to max |want|."""
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    assert got.shape == want.shape, (got.shape, want.shape)
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12))
 
 
 def randomize_batchnorm(model, seed: int = 0) -> None:

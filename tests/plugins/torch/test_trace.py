@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -12,13 +11,8 @@ torch_neuron = pytest.importorskip("torch_neuron")
 from neuron_core.errors import BadInputError, NeuronError  # noqa: E402
 
 from ..estimates import check_split_estimate  # noqa: E402
+from ..numerics import rel_err  # noqa: E402
 from .nets import FAMILIES, family  # noqa: E402
-
-
-def rel_err(got, want) -> float:
-    """Largest error relative to the reference's largest magnitude."""
-    got, want = np.asarray(got.detach()), np.asarray(want.detach())
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-6))
 
 
 def _arith_on_neuron(traced) -> float:

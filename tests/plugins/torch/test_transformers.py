@@ -3,7 +3,6 @@ each small BERT, DistilBERT, RoBERTa and GPT-2 runs on Neuron (the encoders' num
 test_trace.py)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -12,14 +11,10 @@ transformers = pytest.importorskip("transformers")
 
 from neuron_core.errors import FrontendError  # noqa: E402
 
+from ..numerics import rel_err  # noqa: E402
+
 
 VOCAB, SEQ = 100, 16
-
-
-def rel_err(got, want) -> float:
-    """Largest error relative to the reference's largest magnitude."""
-    got, want = np.asarray(got.detach()), np.asarray(want.detach())
-    return float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-6))
 
 
 def _gpt2_config(attention: str = "sdpa"):
