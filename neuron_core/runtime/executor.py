@@ -18,6 +18,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import NeuronError
 from ..ops import get_op
+from . import kernels
 
 PRECISIONS = ("hardware", "fp32")
 
@@ -44,8 +45,11 @@ def _input_storage(instr, buffers: list, rounding: dict) -> set:
     return found
 
 
-def _kernel(instr, rounding: dict, buffers: list):
-    """A closure computing one instruction: inputs list -> output arrays (rounded)."""
+def _kernel(instr, rounding: dict, buffers: list, fast=None):
+    """A closure computing one instruction: inputs list -> output arrays (rounded). `fast` is a
+    (run, absorbed) pair from kernels.pe_kernel: run(args) stands for the op and the first
+    `absorbed` epilogue ops (or returns None: then the reference runs the op and its whole
+    epilogue)."""
     if instr.op == "_cast":
         to = instr.attrs["to"] if rounding else None
 
@@ -56,6 +60,7 @@ def _kernel(instr, rounding: dict, buffers: list):
     op = get_op(instr.op)
     attrs = dict(op.defaults)
     attrs.update(decode_attrs(instr.attrs))
+    fast_run, absorbed = fast or (None, 0)
     post = [(get_op(p["op"]), {**get_op(p["op"]).defaults, **decode_attrs(p["attrs"])}, p["inputs"])
             for p in instr.post]
     rounds = [rounding.get(o) for o in instr.outputs]
@@ -67,10 +72,13 @@ def _kernel(instr, rounding: dict, buffers: list):
     reference = op.reference
 
     def run(args, env):
-        out = reference(*args, **attrs)
+        out = fast_run(args) if fast_run else None
+        rest = post[absorbed:] if out is not None else post
+        if out is None:
+            out = reference(*args, **attrs)
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
-        scratch = bool(post) and _owned(outs[0], args)
-        for p_op, p_attrs, p_inputs in post:
+        scratch = bool(rest) and _owned(outs[0], args)
+        for p_op, p_attrs, p_inputs in rest:
             p_args = [outs[0] if i == -1 else (None if i is None else env[i]) for i in p_inputs]
             if scratch and p_op.writes_out and _fits(outs[0], p_args):
                 outs[0] = p_op.reference(*p_args, out=outs[0], **p_attrs)
@@ -80,7 +88,7 @@ def _kernel(instr, rounding: dict, buffers: list):
                 scratch = _owned(outs[0], [a for a in p_args if a is not prev])
         for k, to in enumerate(rounds):
             if to is not None:
-                outs[k] = dtypes.round_to(outs[k], to)
+                outs[k] = dtypes.round_to(outs[k], to, inplace=_owned(outs[k], args))
         return outs
     return run
 
@@ -106,12 +114,15 @@ def _fits(scratch: np.ndarray, args: list) -> bool:
 
 
 class Executor:
-    """Runs a Program on prepared weights. `precision` is "hardware" or "fp32"."""
+    """Runs a Program on prepared weights. `precision` is "hardware" or "fp32"; `kernels` is "fast"
+    (TensorEngine instructions over constant weights on onnxruntime's packed-weight kernels) or
+    "reference" (every instruction on the ops' NumPy references); see runtime/kernels.py."""
 
-    def __init__(self, program, weights: dict, precision: str = "hardware"):
+    def __init__(self, program, weights: dict, precision: str = "hardware",
+                 kernels_: str = "fast"):
         if precision not in PRECISIONS:
             raise NeuronError(f"precision {precision!r} is not valid; choose from {PRECISIONS}")
-        self.program, self.precision = program, precision
+        self.program, self.precision, self.kernels = program, precision, kernels_
         hardware = precision == "hardware"
         rounding = {}
         if hardware:
@@ -124,8 +135,12 @@ class Executor:
                 if hardware and b.id in rounding:
                     arr = dtypes.round_to(np.asarray(arr, np.float32), b.storage)
                 self.env_template[b.id] = arr
-        self.steps = [(_kernel(i, rounding, program.buffers), i.inputs, i.outputs, i.free, i.op == "_cast")
-                      for i in program.instrs]
+        fast = [kernels.pe_kernel(i, program.buffers, self.env_template)
+                if kernels_ == "fast" else None for i in program.instrs]
+        #: how many instructions run on the fast kernels
+        self.fast_kernels = sum(f is not None for f in fast)
+        self.steps = [(_kernel(i, rounding, program.buffers, f), i.inputs, i.outputs, i.free,
+                       i.op == "_cast") for i, f in zip(program.instrs, fast)]
 
     def run(self, inputs: list, timings: list | None = None) -> list:
         """Run the program; with a `timings` list, append (instruction, start, end) perf_counter

@@ -22,6 +22,7 @@ from ..compiler.program import Program
 from ..errors import BadInputError, NeffFormatError, NeuronError
 from .device import get_device_manager
 from .executor import PRECISIONS, Executor
+from .kernels import choose as choose_kernels
 from .state import process_state
 
 log = logging.getLogger("Neuron")
@@ -30,10 +31,11 @@ log = logging.getLogger("Neuron")
 class Model:
     """A NEFF loaded on a NeuronCore. Call `run(inputs)`; `unload()` frees its device memory."""
 
-    def __init__(self, neff, precision: str, core: int | None = None):
+    def __init__(self, neff, precision: str, core: int | None = None, kernels_: str = "fast"):
         self.neff = neff
         self.metadata = neff.metadata
         self.precision = precision
+        self.kernels = kernels_
         try:
             self.program = Program.from_json(neff.program)
         except (KeyError, TypeError, ValueError) as exc:
@@ -48,7 +50,7 @@ class Model:
         self.allocation = get_device_manager().allocate(
             int(self.program.memory.get("total_bytes", 0)), owner=owner, core=core)
         try:
-            self._executor = Executor(self.program, neff.weights, precision)
+            self._executor = Executor(self.program, neff.weights, precision, kernels_)
         except BaseException:
             get_device_manager().free(self.allocation)
             raise
@@ -178,7 +180,8 @@ class Model:
         return f"<neuron Model ({ins}) on core {self.core}, precision={self.precision}>"
 
 
-def load(neff, precision: str | None = None, core: int | None = None) -> Model:
+def load(neff, precision: str | None = None, core: int | None = None,
+         kernels: str | None = None) -> Model:
     """Load a NEFF (path or bytes) onto a simulated NeuronCore.
 
     Args:
@@ -186,6 +189,10 @@ def load(neff, precision: str | None = None, core: int | None = None) -> Model:
         precision: "hardware" (BF16/FP16 as compiled, the default) or "fp32" (every cast skipped);
             defaults to $NEURON_SIM_PRECISION or "hardware".
         core: NeuronCore index, or None for the first visible core with room.
+        kernels: "fast" (the default: matmuls and convolutions over constant weights on
+            onnxruntime's packed-weight kernels) or "reference" (every instruction on the ops' own
+            NumPy references); defaults to $NEURON_SIM_KERNELS or "fast". Both compute the same
+            fp32 sums of the same stored operands and round at the same points.
 
     Example:
         >>> model = load("model.neff")                    # doctest: +SKIP
@@ -196,7 +203,8 @@ def load(neff, precision: str | None = None, core: int | None = None) -> Model:
     if precision not in PRECISIONS:
         raise NeuronError(f"precision {precision!r} is not valid; choose from {', '.join(PRECISIONS)}"
                           " (argument precision= or $NEURON_SIM_PRECISION)")
+    kernels = choose_kernels(kernels)
     started = time.perf_counter()
-    model = Model(read_neff(neff), precision, core)
+    model = Model(read_neff(neff), precision, core, kernels)
     log.debug("loaded NEFF in %.1f ms", 1e3 * (time.perf_counter() - started))
     return model

@@ -71,8 +71,10 @@ def _model(nodes, inputs, outputs, inits):
 
 
 def _run(model, feed, precision="hardware"):
+    """The reference kernels: these tests compare bits with NumPy's own matmul (the fast kernels'
+    summation order is checked in test_fast_kernels.py)."""
     compiled = compile_graph(from_onnx(model), parse_compiler_args([]))
-    with runtime.load(compiled.to_bytes(), precision=precision) as m:
+    with runtime.load(compiled.to_bytes(), precision=precision, kernels="reference") as m:
         return m.run(feed)
 
 

@@ -1,0 +1,221 @@
+"""The fast kernels against the reference kernels: TensorEngine instructions on onnxruntime's packed
+weights (runtime/kernels.py) and the compiled bf16 rounding (dtypes.round_to).
+
+Both kernel sets sum the same fp32 products of the same stored operands, in different orders. In
+fp32 mode that is a few ulps of the partial sums (the ops' own tolerance against onnxruntime, rtol
+1e-4 / atol 1e-5 for sums of up to ~600 terms); in hardware mode the difference can only move a
+result across a rounding boundary, so one instruction's outputs agree to within one bf16 ulp.
+"""
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from neuron_core import NeuronError, dtypes, runtime
+from neuron_core.compiler import compile_graph, parse_compiler_args
+from neuron_core.frontends.onnx import from_onnx
+from neuron_core.models.builders import resnet
+from neuron_core.runtime.device import reset_device_manager
+from tests.core.ops.test_conv import CONV, CONV_TRANSPOSE, TOL
+from tests.core.ops.test_conv import _data as conv_data
+
+
+@pytest.fixture(autouse=True)
+def fresh_devices():
+    reset_device_manager()
+    yield
+    reset_device_manager()
+
+
+def _model(nodes, inputs: dict, outputs: list, consts: dict):
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape) for n, a in inputs.items()],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
+        [numpy_helper.from_array(a, n) for n, a in consts.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _single(op_type: str, data: list, attrs: dict, const: tuple):
+    """One node; the operands at positions `const` are initializers, the others graph inputs."""
+    names = [f"{'c' if i in const else 'x'}{i}" for i in range(len(data))]
+    node = helper.make_node(op_type, names, ["y"], **attrs)
+    feed = {n: a for n, a in zip(names, data) if n[0] == "x"}
+    return _model([node], feed, ["y"], {n: a for n, a in zip(names, data) if n[0] == "c"}), feed
+
+
+def _run_both(model, feed: dict, precision: str) -> tuple:
+    """(fast outputs, reference outputs, instructions on the fast kernels)."""
+    neff = compile_graph(from_onnx(model), parse_compiler_args([])).to_bytes()
+    results = []
+    for kernels in ("fast", "reference"):
+        with runtime.load(neff, precision=precision, kernels=kernels) as m:
+            results.append((m.run(feed), m._executor.fast_kernels))
+    (fast, n_fast), (ref, n_ref) = results
+    assert n_ref == 0
+    return fast, ref, n_fast
+
+
+def _within_one_bf16_ulp(a: np.ndarray, b: np.ndarray) -> None:
+    assert a.shape == b.shape
+    largest = np.maximum(np.abs(a), np.abs(b))
+    ulp = np.ldexp(np.float32(1), np.frexp(largest)[1] - 8)  # bf16 spacing: 8 significant bits
+    bad = np.abs(a - b) > ulp
+    assert not bad.any(), f"{bad.sum()} of {a.size} outputs differ by more than one bf16 ulp"
+
+
+def _check(model, feed: dict, expect_fast: int) -> None:
+    fast, ref, n_fast = _run_both(model, feed, "fp32")
+    assert n_fast == expect_fast
+    for a, b in zip(fast, ref):
+        np.testing.assert_allclose(a, b, **TOL)
+    fast, ref, _ = _run_both(model, feed, "hardware")
+    for a, b in zip(fast, ref):
+        _within_one_bf16_ulp(a, b)
+
+
+@pytest.mark.parametrize("weights", ["const", "fed"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+@pytest.mark.parametrize("variant", list(CONV))
+def test_conv_fast_matches_reference(variant, bias, weights):
+    x_shape, w_shape, attrs = CONV[variant]
+    data = conv_data(x_shape, w_shape, bias)
+    const = tuple(range(1, len(data))) if weights == "const" else ()
+    _check(*_single("Conv", data, attrs, const), expect_fast=1)
+
+
+@pytest.mark.parametrize("variant", list(CONV_TRANSPOSE))
+def test_convtranspose_fast_matches_reference(variant):
+    x_shape, w_shape, attrs = CONV_TRANSPOSE[variant]
+    data = conv_data(x_shape, w_shape, False)
+    data.append(np.linspace(-1, 1, w_shape[1] * attrs.get("group", 1), dtype=np.float32))
+    _check(*_single("ConvTranspose", data, attrs, (1, 2)), expect_fast=1)
+
+
+MATMUL = {"2d": ((3, 64), (64, 5)), "vec_mat": ((64,), (64, 5)), "mat_vec": ((3, 64), (64,)),
+          "batch_mat": ((2, 3, 64), (64, 5)), "broadcast": ((2, 1, 3, 4), (5, 4, 6)),
+          "mat_batch": ((3, 4), (2, 4, 5)), "bert_ffn": ((1, 16, 96), (96, 384))}
+
+
+@pytest.mark.parametrize("weights", ["const", "fed"])
+@pytest.mark.parametrize("variant", list(MATMUL))
+def test_matmul_fast_matches_reference(variant, weights):
+    rng = np.random.default_rng(0)
+    data = [rng.standard_normal(s).astype(np.float32) for s in MATMUL[variant]]
+    _check(*_single("MatMul", data, {}, (1,) if weights == "const" else ()), expect_fast=1)
+
+
+@pytest.mark.parametrize("attrs", [{}, {"transA": 1}, {"transB": 1}, {"transA": 1, "transB": 1},
+                                   {"alpha": 0.5, "beta": -2.0}, {"alpha": 2.5, "beta": 0.0}],
+                         ids=["plain", "tA", "tB", "tAB", "alpha_beta", "beta0"])
+def test_gemm_fast_matches_reference(attrs):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((4, 32) if not attrs.get("transA") else (32, 4)).astype(np.float32)
+    b = rng.standard_normal((32, 6) if not attrs.get("transB") else (6, 32)).astype(np.float32)
+    c = rng.standard_normal((6,)).astype(np.float32)
+    _check(*_single("Gemm", [a, b, c], attrs, (1, 2)), expect_fast=1)
+
+
+def test_epilogue_split_between_kernel_and_executor():
+    """Bias add and Relu run in the fast kernel; a Div after them stays with the executor."""
+    rng = np.random.default_rng(2)
+    w = (rng.standard_normal((8, 4, 3, 3)) / 6).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "b"], ["s"]),
+             helper.make_node("Relu", ["s"], ["r"]),
+             helper.make_node("Div", ["r", "d"], ["y"])]
+    consts = {"w": w, "b": rng.standard_normal((1, 8, 1, 1)).astype(np.float32),
+              "d": np.full((1, 8, 1, 1), 3.0, np.float32)}
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    model = _model(nodes, {"x": x}, ["y"], consts)
+    _check(model, {"x": x}, expect_fast=1)
+    compiled = compile_graph(from_onnx(model), parse_compiler_args([]))
+    conv, = [i for i in compiled.program.instrs if i.op == "Conv"]
+    assert [p["op"] for p in conv.post] == ["Add", "Relu", "Div"]
+
+
+def test_resnet_runs_every_matmul_on_the_fast_kernels():
+    model = resnet(18, image=32, width=8)
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    compiled = compile_graph(from_onnx(model), parse_compiler_args([]))
+    pe = sum(i.engine == "pe" for i in compiled.program.instrs)
+    fast, ref, n_fast = _run_both(model, {"input": x}, "fp32")
+    assert n_fast == pe > 15
+    np.testing.assert_allclose(fast[0], ref[0], rtol=1e-4, atol=1e-4)
+
+
+def test_kernels_choice_and_bad_value(monkeypatch):
+    model, feed = _single("MatMul", [np.ones((2, 3), np.float32), np.ones((3, 2), np.float32)],
+                          {}, (1,))
+    neff = compile_graph(from_onnx(model), parse_compiler_args([])).to_bytes()
+    monkeypatch.setenv("NEURON_SIM_KERNELS", "reference")
+    with runtime.load(neff) as m:
+        assert m.kernels == "reference" and m._executor.fast_kernels == 0
+    monkeypatch.setenv("NEURON_SIM_KERNELS", "fastest")
+    with pytest.raises(NeuronError, match="kernels 'fastest' is not valid; choose from fast, "
+                                          "reference"):
+        runtime.load(neff)
+    monkeypatch.delenv("NEURON_SIM_KERNELS")
+    with runtime.load(neff) as m:
+        assert m.kernels == "fast" and m._executor.fast_kernels == 1
+
+
+@pytest.mark.parametrize("ops", [["Reshape"], ["Relu"], ["Identity", "Relu"]])
+def test_rounding_in_place_never_touches_the_callers_input(ops):
+    """Outputs are rounded in place only when the executor owns them; a model input (or a view of
+    it, as Reshape returns) is never overwritten."""
+    x = np.random.default_rng(4).standard_normal((2, 6)).astype(np.float32)
+    before = x.copy()
+    nodes, prev = [], "x"
+    for k, op in enumerate(ops):
+        inputs = [prev, "shape"] if op == "Reshape" else [prev]
+        nodes.append(helper.make_node(op, inputs, [f"t{k}"]))
+        prev = f"t{k}"
+    nodes.append(helper.make_node("Mul", [prev, "two"], ["y"]))
+    consts = {"two": np.float32(2) * np.ones((1,), np.float32)}
+    if "Reshape" in ops:
+        consts["shape"] = np.array([3, 4], np.int64)
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.asarray(a), n) for n, a in consts.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    neff = compile_graph(from_onnx(model), parse_compiler_args([])).to_bytes()
+    with runtime.load(neff) as m:
+        y, = m.run({"x": x})
+    np.testing.assert_array_equal(x.view(np.uint32), before.view(np.uint32))
+    expected = before.astype(ml_dtypes.bfloat16).astype(np.float32)
+    if "Relu" in ops:
+        expected = np.maximum(expected, 0)
+    np.testing.assert_array_equal(y.reshape(-1), (2 * expected).reshape(-1))
+
+
+#: float32 bit patterns: a stride through all 2^32 plus every special neighbourhood
+_SPECIAL = np.array([0, 0x80000000, 0x7F800000, 0xFF800000, 0x7F800001, 0xFF800001, 0x7FBFFFFF,
+                     0x7FC00000, 0xFFFFFFFF, 0x7F7FFFFF, 0x7F7F8000, 0x7F7F7FFF, 0x00000001,
+                     0x00008000, 0x00018000, 0x3F808000, 0x3F818000, 0x3F807FFF, 0x3F817FFF],
+                    np.uint32)
+BITS = np.concatenate([np.arange(0, 1 << 32, 65_537, dtype=np.uint64).astype(np.uint32),
+                       _SPECIAL]).view(np.float32)
+
+
+def test_round_bf16_bit_identical_to_ml_dtypes():
+    with np.errstate(invalid="ignore"):
+        expected = BITS.astype(ml_dtypes.bfloat16).astype(np.float32)
+    got = dtypes.round_to(BITS, dtypes.BF16)
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def test_round_bf16_copies_unless_told_and_able():
+    x = np.random.default_rng(5).standard_normal((4, 6)).astype(np.float32)
+    before = x.copy()
+    y = dtypes.round_to(x, dtypes.BF16)
+    assert y is not x and np.array_equal(x, before)
+    strided = x[:, ::2]
+    z = dtypes.round_to(strided, dtypes.BF16, inplace=True)  # not contiguous: a new array
+    assert z is not strided and np.array_equal(x, before)
+    w = dtypes.round_to(x, dtypes.BF16, inplace=True)
+    assert w is x and np.array_equal(x, y)
+    np.testing.assert_array_equal(z, y[:, ::2])
