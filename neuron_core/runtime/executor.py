@@ -5,9 +5,11 @@ reproduces the TensorEngine's fp32 accumulation up to summation order), applies 
 fp32, and rounds every float output to its buffer's storage dtype (round-to-nearest-even). In
 precision="fp32" mode every rounding and cast is skipped, to separate precision loss from logic bugs.
 
-Two shortcuts leave every bit as it is: an op marked `exact` (its outputs are input values) skips the
-rounding when its float inputs are already stored in the output's dtype (rounding is idempotent), and
-epilogue ops that take `out=` write into the TensorEngine op's own result instead of a new array.
+Shortcuts that leave every bit as it is: an op marked `exact` (its outputs are input values) skips
+the rounding when its float inputs are already stored in the output's dtype (rounding is idempotent);
+epilogue ops that take `out=` write into the TensorEngine op's own result instead of a new array; an
+op that takes `out=` writes into an input that dies with it and that no other buffer can share; and
+rounding happens in place in arrays the executor made itself. A model input is never written to.
 """
 from __future__ import annotations
 
@@ -46,15 +48,16 @@ def _input_storage(instr, buffers: list, rounding: dict) -> set:
 
 
 def _kernel(instr, rounding: dict, buffers: list, fast=None):
-    """A closure computing one instruction: inputs list -> output arrays (rounded). `fast` is a
-    (run, absorbed) pair from kernels.pe_kernel: run(args) stands for the op and the first
-    `absorbed` epilogue ops (or returns None: then the reference runs the op and its whole
-    epilogue)."""
+    """A closure computing one instruction: `run(args, env, donor)` -> (output arrays, rounded;
+    whether each is a fresh array no other buffer shares). `donor` is the index of an input the
+    op may write its result into (see Executor._donors), or None. `fast` is a (run, absorbed) pair
+    from kernels.pe_kernel: run(args) stands for the op and the first `absorbed` epilogue ops (or
+    returns None: then the reference runs the op and its whole epilogue)."""
     if instr.op == "_cast":
         to = instr.attrs["to"] if rounding else None
 
-        def cast(args):
-            return [dtypes.round_to(args[0], to) if to else args[0]]
+        def cast(args, env, donor):
+            return ([dtypes.round_to(args[0], to)], [True]) if to else ([args[0]], [False])
         return cast
 
     op = get_op(instr.op)
@@ -71,25 +74,31 @@ def _kernel(instr, rounding: dict, buffers: list, fast=None):
             rounds = [None if to in storage else to for to in rounds]
     reference = op.reference
 
-    def run(args, env):
+    def run(args, env, donor):
         out = fast_run(args) if fast_run else None
         rest = post[absorbed:] if out is not None else post
+        owned = False
         if out is None:
-            out = reference(*args, **attrs)
+            if donor is not None and _fits(args[donor], args):
+                out, owned = reference(*args, out=args[donor], **attrs), True
+            else:
+                out = reference(*args, **attrs)
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
-        scratch = bool(rest) and _owned(outs[0], args)
+        owned = owned or _owned(outs[0], args)
         for p_op, p_attrs, p_inputs in rest:
             p_args = [outs[0] if i == -1 else (None if i is None else env[i]) for i in p_inputs]
-            if scratch and p_op.writes_out and _fits(outs[0], p_args):
+            if owned and p_op.writes_out and _fits(outs[0], p_args):
                 outs[0] = p_op.reference(*p_args, out=outs[0], **p_attrs)
             else:
-                prev = outs[0] if scratch else None
+                prev = outs[0] if owned else None
                 outs[0] = p_op.reference(*p_args, **p_attrs)
-                scratch = _owned(outs[0], [a for a in p_args if a is not prev])
+                owned = _owned(outs[0], [a for a in p_args if a is not prev] + args)
+        fresh = [owned] + [_owned(o, args) for o in outs[1:]]
         for k, to in enumerate(rounds):
-            if to is not None:
-                outs[k] = dtypes.round_to(outs[k], to, inplace=_owned(outs[k], args))
-        return outs
+            if to is not None:  # rounds in place into a fresh array, else into a new one
+                outs[k] = dtypes.round_to(outs[k], to, inplace=fresh[k])
+                fresh[k] = True
+        return outs, fresh
     return run
 
 
@@ -139,24 +148,51 @@ class Executor:
                 if kernels_ == "fast" else None for i in program.instrs]
         #: how many instructions run on the fast kernels
         self.fast_kernels = sum(f is not None for f in fast)
-        self.steps = [(_kernel(i, rounding, program.buffers, f), i.inputs, i.outputs, i.free,
-                       i.op == "_cast") for i, f in zip(program.instrs, fast)]
+        donors = _donors(program)
+        self.steps = [(_kernel(i, rounding, program.buffers, f), i.inputs, i.outputs, i.free, d)
+                      for i, f, d in zip(program.instrs, fast, donors)]
 
     def run(self, inputs: list, timings: list | None = None) -> list:
         """Run the program; with a `timings` list, append (instruction, start, end) perf_counter
         seconds of every instruction (for profiles)."""
         env = list(self.env_template)
+        fresh = [False] * len(env)  # buffer i holds an array of its own, shared with no other
         for bid, arr in zip(self.program.inputs, inputs):
             env[bid] = arr
         clock = time.perf_counter if timings is not None else None
-        for j, (kernel, ins, outs, free, is_cast) in enumerate(self.steps):
+        for j, (kernel, ins, outs, free, donor) in enumerate(self.steps):
             started = clock() if clock else 0.0
             args = [None if i is None else env[i] for i in ins]
-            results = kernel(args) if is_cast else kernel(args, env)
+            results, owned = kernel(args, env, donor if donor is not None and fresh[ins[donor]]
+                                    else None)
             if clock:
                 timings.append((j, started, clock()))
-            for b, r in zip(outs, results):
-                env[b] = r
+            for b, r, o in zip(outs, results, owned):
+                env[b], fresh[b] = r, o
             for b in free:
-                env[b] = None
+                env[b], fresh[b] = None, False
         return [env[b] for b in self.program.outputs]
+
+
+def _donors(program) -> list:
+    """Per instruction, the index of an input its op may overwrite with its result, or None: a
+    float32 buffer the program computed, read by this instruction alone and dead after it (so no
+    other buffer can be a view of it), for an op that takes `out=`. At run time the buffer must
+    also hold a fresh array (Executor.run tracks that) of the result's shape."""
+    reads: dict = {}
+    for instr in program.instrs:
+        for i in list(instr.inputs) + [i for p in instr.post for i in p["inputs"]]:
+            if i is not None and i != -1:
+                reads[i] = reads.get(i, 0) + 1
+    donors = []
+    for instr in program.instrs:
+        donor = None
+        if instr.op != "_cast" and get_op(instr.op).writes_out:
+            for k, b in enumerate(instr.inputs):
+                buf = None if b is None else program.buffers[b]
+                if (buf is not None and buf.kind == "internal" and buf.dtype == dtypes.FP32
+                        and reads.get(b) == 1 and b in instr.free):
+                    donor = k
+                    break
+        donors.append(donor)
+    return donors

@@ -124,3 +124,32 @@ def test_exact_ops_skip_rounding_without_changing_results():
     r, s = _run(model, {"x": x})
     np.testing.assert_array_equal(_bits(r), _bits(np.maximum(bf16(bf16(x) @ bf16(w)).T, 0)))
     np.testing.assert_array_equal(_bits(s), _bits(bf16(np.sum(bf16(np.maximum(x, 0))))))
+
+
+def test_results_written_into_dying_inputs_leave_other_buffers_alone():
+    """An op writes into an input only when that buffer dies with it and nothing else reads it:
+    here `a` is read by a Reshape (a view) and by a Mul, so neither may overwrite it; `m` and `n`
+    each feed one op and may be overwritten."""
+    rng = np.random.default_rng(7)
+    c1, c2 = (rng.standard_normal((2, 6)).astype(np.float32) for _ in range(2))
+    nodes = [helper.make_node("Add", ["x", "c1"], ["a"]),
+             helper.make_node("Reshape", ["a", "shape"], ["r"]),
+             helper.make_node("Mul", ["a", "c2"], ["m"]),
+             helper.make_node("Relu", ["m"], ["n"]),
+             helper.make_node("Reshape", ["r", "back"], ["rb"]),
+             helper.make_node("Sub", ["n", "rb"], ["y"])]
+    inits = [numpy_helper.from_array(c1, "c1"), numpy_helper.from_array(c2, "c2"),
+             numpy_helper.from_array(np.array([3, 4], np.int64), "shape"),
+             numpy_helper.from_array(np.array([2, 6], np.int64), "back")]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 6]),
+                    helper.make_tensor_value_info("r", TensorProto.FLOAT, [3, 4])], inits)
+    x = rng.standard_normal((2, 6)).astype(np.float32)
+    x_before = x.copy()
+    a = x + c1
+    expected_y = np.maximum(a * c2, 0) - a
+    for _ in range(2):
+        y, r = _run(model, {"x": x}, precision="fp32")
+        np.testing.assert_array_equal(_bits(y), _bits(expected_y))
+        np.testing.assert_array_equal(_bits(r), _bits(a.reshape(3, 4)))
+        np.testing.assert_array_equal(_bits(x), _bits(x_before))
