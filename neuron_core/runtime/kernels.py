@@ -44,12 +44,18 @@ def choose(kernels: str | None) -> str:
     return kernels
 
 
+#: intra-op threads per kernel session: every session has its own pool (a process-wide one would
+#: make onnxruntime refuse every other session in the process that keeps the default options), so a
+#: model holds (threads - 1) x instructions idle threads; more than 4 rarely pays for a single op
+MAX_THREADS = 4
+
+
 def _session_options(ort):
     """Each kernel session has its own pool of intra-op threads that sleep when idle: a spinning pool
     would hold a core for a while after every call and slow down the next kernel's pool."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    options.intra_op_num_threads = len(os.sched_getaffinity(0))
+    options.intra_op_num_threads = min(len(os.sched_getaffinity(0)), MAX_THREADS)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
