@@ -1,15 +1,17 @@
-"""Host kernels for TensorEngine instructions over constant weights.
+"""Host kernels for TensorEngine instructions (Conv, ConvTranspose, MatMul, Gemm).
 
 The functional model of a matmul or convolution is "fp32 products of the stored operands, summed in
 fp32" (bf16 x bf16 and fp16 x fp16 products are exact in fp32). Any fp32 GEMM computes that, up to
 summation order; what differs is speed. NumPy's BLAS sees the weights anew at every call, while
 onnxruntime's CPU kernels pack a constant weight once into the layout its GEMM and convolution loops
-want. So a TensorEngine instruction whose weights are constants (Conv, ConvTranspose, MatMul, Gemm)
-runs as a one-node onnxruntime session with those weights, as stored on the device, as initializers.
+want. So each TensorEngine instruction runs as a one-node onnxruntime session: its weights, as
+stored on the device, are initializers; its other operands (an attention matmul's two activations)
+are inputs. Keeping every matmul off NumPy also keeps OpenBLAS's threads, which spin after each
+call, from taking a core from the sessions' pools.
 
-Only what is exact in fp32 in any order is handed over with it: the bias add and a Relu that open its
-epilogue. Every other epilogue op, and the rounding to the output's storage dtype, stays with the
-executor, so the cast points are the same as with the reference kernels.
+The bias add and a Relu that open the epilogue go with it (onnxruntime computes them in fp32, as the
+executor does). Every other epilogue op, and the rounding to the output's storage dtype, stays with
+the executor, so the cast points are the same as with the reference kernels.
 
 `NEURON_SIM_KERNELS=reference` (or `runtime.load(..., kernels="reference")`) runs every instruction on
 the ops' own NumPy references instead: the independent oracle the fast kernels are tested against.
