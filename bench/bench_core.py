@@ -56,6 +56,14 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def simulator_kernels(kernels: str | None = None) -> str:
+    """What the simulator ran on, for a benchmark's header: the kernel set (the argument, else
+    $NEURON_SIM_KERNELS, else fast) and NumPy's BLAS."""
+    from neuron_core.runtime.kernels import choose
+    return (f"simulator kernels: {choose(kernels)} (see neuron_core/runtime/kernels.py), "
+            f"NumPy's BLAS {blas_kernel()}")
+
+
 def blas_kernel() -> str:
     try:
         from threadpoolctl import threadpool_info
@@ -109,8 +117,8 @@ def main(argv=None) -> int:
     parser.add_argument("--kernels", choices=["fast", "reference"], default="fast")
     args = parser.parse_args(argv)
     models = _models()
-    print(f"simulator kernels: {args.kernels} (see neuron_core/runtime/kernels.py), NumPy's BLAS "
-          f"{blas_kernel()}; onnxruntime {ort.__version__} (CPUExecutionProvider, default threads)")
+    print(f"{simulator_kernels(args.kernels)}; onnxruntime {ort.__version__} "
+          f"(CPUExecutionProvider, default threads)")
     print(f"{'model':10s} {'compile s':>9s} {'load s':>7s} {'sim ms':>8s} {'ort ms':>8s} "
           f"{'sim/ort':>7s} {'bf16 err':>8s}")
     for name in args.models:

@@ -26,7 +26,7 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from mxnet.gluon.model_zoo import vision  # noqa: E402
 
-from bench_core import blas_kernel, settle  # noqa: E402
+from bench_core import settle, simulator_kernels  # noqa: E402
 from mx_encoder import Encoder  # noqa: E402
 
 #: family -> image size (the smallest the fixed-size final pools allow is used for the sweep)
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--encoder-layers", type=int, default=4)
     opts = parser.parse_args()
     logging.getLogger("Neuron").setLevel(logging.WARNING)
-    print(f"BLAS kernel of the simulator: {blas_kernel()}; mxnet {mx.__version__}")
+    print(f"{simulator_kernels()}; mxnet {mx.__version__}")
     if not opts.skip_sweep:
         sweep()
     timed("resnet50_v1 224px b1", *zoo("resnet50_v1", 224), repeat=opts.repeat)

@@ -28,7 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bench_core import blas_kernel, settle, verdict  # noqa: E402
+from bench_core import settle, simulator_kernels, verdict  # noqa: E402
 
 TARGETS = {"run_ratio": 1.5, "compile_s": {"resnet50": 15.0}, "on_neuron": 0.95}
 L = keras.layers
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-families", action="store_true")
     args = parser.parse_args(argv)
     logging.getLogger("Neuron").setLevel(logging.WARNING)
-    print(f"BLAS kernel of the simulator: {blas_kernel()}; TensorFlow {tf.__version__} CPU "
+    print(f"{simulator_kernels()}; TensorFlow {tf.__version__} CPU "
           f"(intra-op threads: {tf.config.threading.get_intra_op_parallelism_threads() or 'auto'})")
     print(f"{'model':10s} {'compile s':>9s} {'on Neuron':>9s} {'sim ms':>8s} {'TF ms':>8s} "
           f"{'sim/TF':>7s} {'bf16 err':>8s}")

@@ -24,7 +24,7 @@ import torch_neuron  # noqa: E402,F401  (first: neuron_core picks the BLAS kerne
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from bench_core import blas_kernel, settle, verdict  # noqa: E402
+from bench_core import settle, simulator_kernels, verdict  # noqa: E402
 
 TARGETS = {"run_ratio": 1.5, "trace_s": {"resnet50": 10.0, "bert_base": 20.0},
            "arith_on_neuron": 95.0}
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args(argv)
     logging.getLogger("Neuron").setLevel(logging.WARNING)
-    print(f"BLAS kernel of the simulator: {blas_kernel()}; PyTorch {torch.__version__} "
+    print(f"{simulator_kernels()}; PyTorch {torch.__version__} "
           f"({torch.get_num_threads()} threads)")
     print(f"{'model':10s} {'trace s':>8s} {'% arith on Neuron':>17s} {'sim ms':>8s} {'eager ms':>9s} "
           f"{'sim/eager':>9s} {'bf16 err':>8s}")
