@@ -62,7 +62,7 @@ def round_to(x: np.ndarray, dtype: str, inplace: bool = False) -> np.ndarray:
     as it is and a new array returned.
     """
     if dtype == BF16:
-        kernel = _bf16_kernel()
+        kernel = bf16_kernel()
         if kernel is None:
             return x.astype(ml_dtypes.bfloat16).astype(np.float32)
         if not (inplace and _writable_f32(x)):
@@ -82,7 +82,7 @@ def _writable_f32(x) -> bool:
 _BF16_KERNEL: list = []
 
 
-def _bf16_kernel():
+def bf16_kernel():
     """A compiled in-place float32 -> bfloat16 -> float32 rounding over the uint32 view, or None
     without numba. Bit for bit the same as ml_dtypes (RNE; overflow to inf; a NaN becomes the quiet
     NaN of its sign) in about a fifth of the time: one pass, no temporaries."""

@@ -10,6 +10,10 @@ the rounding when its float inputs are already stored in the output's dtype (rou
 epilogue ops that take `out=` write into the TensorEngine op's own result instead of a new array; an
 op that takes `out=` writes into an input that dies with it and that no other buffer can share; and
 rounding happens in place in arrays the executor made itself. A model input is never written to.
+
+With the fast kernels (runtime/kernels.py), activations between convolutions stay in onnxruntime's
+blocked layout: Executor._plan decides once which buffers hold blocked arrays, and every reader that
+needs NCHW (and every model output) gets its buffer converted back.
 """
 from __future__ import annotations
 
@@ -47,12 +51,13 @@ def _input_storage(instr, buffers: list, rounding: dict) -> set:
     return found
 
 
-def _kernel(instr, rounding: dict, buffers: list, fast=None):
+def _kernel(instr, rounding: dict, buffers: list, fast=None, vector: bool = False):
     """A closure computing one instruction: `run(args, env, donor)` -> (output arrays, rounded;
     whether each is a fresh array no other buffer shares). `donor` is the index of an input the
     op may write its result into (see Executor._donors), or None. `fast` is a (run, absorbed) pair
     from kernels.pe_kernel: run(args) stands for the op and the first `absorbed` epilogue ops (or
-    returns None: then the reference runs the op and its whole epilogue)."""
+    returns None: then the reference runs the op and its whole epilogue). With `vector`, an
+    elementwise instruction kernels.vector_kernel takes runs there when its arguments allow."""
     if instr.op == "_cast":
         to = instr.attrs["to"] if rounding else None
 
@@ -73,8 +78,13 @@ def _kernel(instr, rounding: dict, buffers: list, fast=None):
         if len(storage) == 1:
             rounds = [None if to in storage else to for to in rounds]
     reference = op.reference
+    fused = kernels.vector_kernel(instr, rounds) if vector else None
 
     def run(args, env, donor):
+        if fused is not None:
+            out = fused(args, args[donor] if donor is not None else None)
+            if out is not None:
+                return [out], [True]
         out = fast_run(args) if fast_run else None
         rest = post[absorbed:] if out is not None else post
         owned = False
@@ -144,13 +154,43 @@ class Executor:
                 if hardware and b.id in rounding:
                     arr = dtypes.round_to(np.asarray(arr, np.float32), b.storage)
                 self.env_template[b.id] = arr
-        fast = [kernels.pe_kernel(i, program.buffers, self.env_template)
-                if kernels_ == "fast" else None for i in program.instrs]
+        fast, self.blocked, unblock = self._plan(kernels_)
         #: how many instructions run on the fast kernels
         self.fast_kernels = sum(f is not None for f in fast)
         donors = _donors(program)
-        self.steps = [(_kernel(i, rounding, program.buffers, f), i.inputs, i.outputs, i.free, d)
-                      for i, f, d in zip(program.instrs, fast, donors)]
+        vector = kernels_ == "fast"
+        self.steps = [(_kernel(i, rounding, program.buffers, f, vector), i.inputs, i.outputs,
+                       i.free, d, u)
+                      for i, f, d, u in zip(program.instrs, fast, donors, unblock)]
+
+    def _plan(self, kernels_: str):
+        """Per instruction, its fast kernel (or None) and the blocked buffers it reads back in NCHW;
+        and the set of buffers held in the blocked layout (see kernels.py): the results of blocked
+        convolutions and pools, and of elementwise instructions over blocked operands."""
+        buffers, instrs = self.program.buffers, self.program.instrs
+        if kernels_ != "fast":
+            return [None] * len(instrs), set(), [()] * len(instrs)
+        block = kernels.nchwc_block()
+        blocked: set = set()
+        fast, unblock = [], []
+        for instr in instrs:
+            source = instr.inputs[0] if instr.inputs else None
+            kernel = kernels.pe_kernel(instr, buffers, self.env_template, block,
+                                       source in blocked)
+            if kernel is None and source in blocked:
+                kernel = kernels.nchwc_pool(instr, block)
+            if kernel is not None and getattr(kernel[0], "blocked", False):
+                kept = {source} & blocked
+            elif kernels.layout_free(instr, buffers, blocked):
+                kept = set(instr.inputs) | {i for p in instr.post for i in p["inputs"]}
+            else:
+                kept = set()
+            reads = set(instr.inputs) | {i for p in instr.post for i in p["inputs"]}
+            unblock.append(tuple(sorted((reads & blocked) - kept)))
+            if kernel is not None and getattr(kernel[0], "blocked", False) or kept:
+                blocked.update(instr.outputs)
+            fast.append(kernel)
+        return fast, blocked, unblock
 
     def run(self, inputs: list, timings: list | None = None) -> list:
         """Run the program; with a `timings` list, append (instruction, start, end) perf_counter
@@ -160,10 +200,15 @@ class Executor:
         for bid, arr in zip(self.program.inputs, inputs):
             env[bid] = arr
         clock = time.perf_counter if timings is not None else None
-        for j, (kernel, ins, outs, free, donor) in enumerate(self.steps):
+        for j, (kernel, ins, outs, free, donor, unblock) in enumerate(self.steps):
             started = clock() if clock else 0.0
-            args = [None if i is None else env[i] for i in ins]
-            results, owned = kernel(args, env, donor if donor is not None and fresh[ins[donor]]
+            view = env
+            if unblock:  # blocked buffers this instruction reads in NCHW
+                view = list(env)
+                for b in unblock:
+                    view[b] = kernels.to_plain(env[b])
+            args = [None if i is None else view[i] for i in ins]
+            results, owned = kernel(args, view, donor if donor is not None and fresh[ins[donor]]
                                     else None)
             if clock:
                 timings.append((j, started, clock()))
@@ -171,7 +216,8 @@ class Executor:
                 env[b], fresh[b] = r, o
             for b in free:
                 env[b], fresh[b] = None, False
-        return [env[b] for b in self.program.outputs]
+        return [kernels.to_plain(env[b]) if b in self.blocked else env[b]
+                for b in self.program.outputs]
 
 
 def _donors(program) -> list:

@@ -1,4 +1,6 @@
-"""Host kernels for TensorEngine instructions (Conv, ConvTranspose, MatMul, Gemm).
+"""Fast host kernels: TensorEngine instructions (Conv, ConvTranspose, MatMul, Gemm) on
+onnxruntime's kernels, activations kept in its blocked layout between convolutions, and one fused
+pass for the common elementwise instructions.
 
 The functional model of a matmul or convolution is "fp32 products of the stored operands, summed in
 fp32" (bf16 x bf16 and fp16 x fp16 products are exact in fp32). Any fp32 GEMM computes that, up to
@@ -12,6 +14,9 @@ call, from taking a core from the sessions' pools.
 The bias add and a Relu that open the epilogue go with it (onnxruntime computes them in fp32, as the
 executor does). Every other epilogue op, and the rounding to the output's storage dtype, stays with
 the executor, so the cast points are the same as with the reference kernels.
+
+Elementwise Add, Sub, Mul and Relu (vector_kernel) compute, round and apply a fused Relu in one
+compiled pass instead of one NumPy pass per step: bit for bit the references' result.
 
 `NEURON_SIM_KERNELS=reference` (or `runtime.load(..., kernels="reference")`) runs every instruction on
 the ops' own NumPy references instead: the independent oracle the fast kernels are tested against.
@@ -79,7 +84,8 @@ def _external(name: str, array: np.ndarray):
     return tensor
 
 
-def pe_kernel(instr, buffers: list, constants: list):
+def pe_kernel(instr, buffers: list, constants: list, block: int | None = None,
+              blocked_input: bool = False):
     """A fast kernel for TensorEngine instruction `instr`, or None (onnxruntime absent, an operand
     that is not float32, or a case its kernels do not take).
 
@@ -87,9 +93,18 @@ def pe_kernel(instr, buffers: list, constants: list):
     `absorbed` epilogue ops, or None when an argument is not a float32 array (the reference then
     runs it). `constants[i]` is buffer i's array on the device if it is a weight, else None; weights
     become initializers, every other operand an input of the session.
+
+    With a `block` (see nchwc_block), a Conv whose whole epilogue its kernel takes instead gives its
+    result in the blocked layout (see to_blocked), and reads its input blocked when
+    `blocked_input`; such a kernel has `run.blocked = True`. Any other instruction gets the plain
+    kernel.
     """
     if instr.op not in _PE_OPS:
         return None
+    if block and instr.op == "Conv":
+        found = _nchwc_conv(instr, buffers, constants, block, blocked_input)
+        if found is not None:
+            return found
     try:
         import onnxruntime as ort
         from onnx import TensorProto, helper
@@ -136,16 +151,8 @@ def pe_kernel(instr, buffers: list, constants: list):
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for _, name, shape in feeds],
         [helper.make_tensor_value_info(f"y{absorbed}", TensorProto.FLOAT, None)],
         [_external(n, a) for n, a in weights.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)])
-    options = _session_options(ort)
-    values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in weights.values()]
-    if weights:
-        options.add_external_initializers(list(weights), values)
-    try:
-        session = ort.InferenceSession(model.SerializeToString(), options,
-                                       providers=["CPUExecutionProvider"])
-    except Exception as exc:  # a case the kernel library does not take: the reference runs it
-        log.debug("no fast kernel for %s (%s): %s", instr.op, instr.node, exc)
+    session, values = _session(graph, weights, f"{instr.op} ({instr.node})")
+    if session is None:
         return None
     output = [f"y{absorbed}"]
     fed = [(k, name) for k, name, _ in feeds]
@@ -159,3 +166,323 @@ def pe_kernel(instr, buffers: list, constants: list):
         return session.run(output, feed)[0]
     run.keep = values  # the session reads the initializers' memory
     return run, absorbed
+
+
+def _session(graph, weights: dict, what: str):
+    """An onnxruntime session running `graph` with `weights` as external initializers, and the
+    OrtValues it reads them from (to be kept alive with it); (None, None) if it takes no such
+    graph (`what` names it in the debug log)."""
+    import onnxruntime as ort
+    from onnx import helper
+    domains = {node.domain for node in graph.node} - {""}
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)] + [
+        helper.make_opsetid(d, 1) for d in domains])
+    options = _session_options(ort)
+    values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in weights.values()]
+    if weights:
+        options.add_external_initializers(list(weights), values)
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+    except Exception as exc:  # a case the kernel library does not take: the reference runs it
+        log.debug("no fast kernel for %s: %s", what, exc)
+        return None, None
+    return session, values
+
+
+#: VectorEngine ops the fused elementwise kernel computes (two same-shape float32 operands)
+_BINARY = {"Add": 0, "Sub": 1, "Mul": 2}
+_CHUNK = 2048  # elements per pass: the chunk stays in L1 between the passes
+
+
+def vector_kernel(instr, rounds: list):
+    """A fast kernel for elementwise instruction `instr` (Add, Sub or Mul of two same-shape
+    operands, or Relu, each with an optional fused Relu) whose output is rounded to `rounds[0]`
+    (None, or bfloat16), or None for any other instruction.
+
+    Returns `run(args, out)`: the rounded result, written into `out` (an array the caller owns,
+    which may be one of the arguments) or a new array when `out` is None; or None when the
+    arguments are not C-contiguous float32 arrays of one shape (the reference then runs it).
+    One pass over memory instead of the reference's one per op and one for the rounding.
+    """
+    if len(instr.outputs) != 1 or rounds[0] not in (None, dtypes.BF16):
+        return None
+    if instr.op == "Relu":
+        binary, operands = -1, 1
+    elif instr.op in _BINARY:
+        binary, operands = _BINARY[instr.op], 2
+    else:
+        return None
+    post = [p["op"] for p in instr.post]
+    if post not in ([], ["Relu"]) or (instr.post and instr.post[0]["attrs"]):
+        return None
+    relu = instr.op == "Relu" or bool(post)
+    kernel = _fused_elementwise()
+    if kernel is None:
+        return None
+    bf16 = rounds[0] == dtypes.BF16
+
+    def run(args, out):
+        if len(args) != operands or not all(_plain_f32(a) for a in args) or any(
+                a.shape != args[0].shape for a in args):
+            return None
+        if out is None:
+            out = np.empty_like(args[0])
+        kernel(args[0].reshape(-1), args[-1].reshape(-1), out.reshape(-1), binary, bf16, relu)
+        return out
+    return run
+
+
+def _plain_f32(a) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
+
+
+_FUSED: list = []
+
+
+def _fused_elementwise():
+    """The compiled kernel behind vector_kernel, or None without numba.
+
+    `kernel(a, b, out, binary, bf16, relu)`: out = relu?(round?(a op b)) with op -1 (a alone), 0
+    (+), 1 (-) or 2 (*), chunk by chunk through a scratch array. Every loop reads one array and
+    writes another, so each vectorises even when `out` is `a` or `b`; a loop that rewrote its input
+    in place with "x if x > 0 else 0" would be turned into masked stores, which are slow on some
+    CPUs. Bit for bit the reference: np.add/subtract/multiply in float32, then the bf16 rounding of
+    dtypes.round_to, then np.maximum(x, 0) (NaN stays NaN, -0 and negatives become +0).
+    """
+    if not _FUSED:
+        rounder = dtypes.bf16_kernel()
+        if rounder is None:
+            _FUSED.append(None)
+            return None
+        from numba import njit
+
+        @njit(nogil=True, cache=True)
+        def fused(a, b, out, binary, bf16, relu):
+            scratch = np.empty(_CHUNK, np.float32)
+            bits = scratch.view(np.uint32)
+            zero = np.float32(0)
+            for start in range(0, out.size, _CHUNK):
+                n = min(_CHUNK, out.size - start)
+                x, y, z = a[start:start + n], b[start:start + n], out[start:start + n]
+                if binary == 0:
+                    for i in range(n):
+                        scratch[i] = x[i] + y[i]
+                elif binary == 1:
+                    for i in range(n):
+                        scratch[i] = x[i] - y[i]
+                elif binary == 2:
+                    for i in range(n):
+                        scratch[i] = x[i] * y[i]
+                else:
+                    for i in range(n):
+                        scratch[i] = x[i]
+                if bf16:
+                    for i in range(n):
+                        v = bits[i]
+                        rounded = (v + np.uint32(0x7FFF) + ((v >> np.uint32(16)) & np.uint32(1))) \
+                            & np.uint32(0xFFFF0000)
+                        quiet_nan = (v & np.uint32(0x80000000)) | np.uint32(0x7FC00000)
+                        bits[i] = quiet_nan if (v & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) \
+                            else rounded
+                if relu:
+                    for i in range(n):
+                        v = scratch[i]
+                        z[i] = zero if v <= zero else v
+                else:
+                    for i in range(n):
+                        z[i] = scratch[i]
+        _FUSED.append(fused)
+    return _FUSED[0]
+
+
+# -- the blocked (NCHWc) layout -------------------------------------------------------------------
+# onnxruntime's convolutions run on activations blocked by channels: [N, C/b, H, W, b]. A plain
+# NCHW Conv session reorders its input into that layout and its result back, at every call; ResNet-50
+# spends a tenth of its convolution time so. With the fast kernels the executor therefore keeps
+# activations blocked from one convolution to the next: a blocked array is a 5-d float32
+# [N, C/b, H, W, b], so that no op can take it for a 4-d NCHW one. Elementwise instructions over
+# blocked operands of one shape give a blocked result (the layout does not matter to them); MaxPool
+# has a blocked kernel; every other reader gets it back in NCHW (see Executor).
+
+_NCHWC = "com.microsoft.nchwc"
+#: elementwise ops (and the executor's casts): each output element depends on the same element of
+#: each input alone, so with every operand blocked alike the result is blocked alike
+LAYOUT_FREE = frozenset({
+    "_cast", "Relu", "LeakyRelu", "Elu", "Sigmoid", "Tanh", "Erf", "Gelu", "HardSigmoid",
+    "HardSwish", "Sqrt", "Reciprocal", "Exp", "Log", "Neg", "Abs", "Add", "Sub", "Mul", "Div",
+    "Max", "Min", "Sum", "Mean", "Clip", "Pow"})
+_CONV_ATTRS = frozenset({"group", "kernel_shape", "pads", "strides", "dilations", "auto_pad"})
+_POOL_ATTRS = frozenset({"kernel_shape", "pads", "strides", "dilations", "auto_pad", "ceil_mode"})
+
+_BLOCK: list = []
+
+
+def nchwc_block() -> int | None:
+    """The channel block of onnxruntime's blocked convolutions on this CPU (8 with AVX2, 16 with
+    AVX-512), or None where it has none. Found once by running a small blocked convolution against
+    NumPy, so a CPU that blocks differently can never get a silently wrong layout."""
+    if not _BLOCK:
+        _BLOCK.append(_probe_block())
+        log.debug("blocked convolution layout: %s", _BLOCK[0] and f"{_BLOCK[0]} channels")
+    return _BLOCK[0]
+
+
+def _probe_block() -> int | None:
+    try:
+        import onnxruntime  # noqa: F401
+        from onnx import TensorProto, helper
+    except ImportError:
+        return None
+    rng = np.random.default_rng(0)
+    channels = 32
+    x = rng.standard_normal((1, channels, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((channels, channels, 1, 1)).astype(np.float32)
+    expected = np.einsum("oi,nihw->nohw", w[:, :, 0, 0], x)
+    for block in (8, 16):
+        graph = helper.make_graph(
+            [helper.make_node("Conv", ["x", "w"], ["y"], domain=_NCHWC)], "probe",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            [_external("w", _block_filter(w, block, 1))])
+        session, keep = _session(graph, {"w": _block_filter(w, block, 1)}, "the layout probe")
+        if session is None:
+            return None
+        try:
+            got = session.run(None, {"x": to_blocked(x, block).reshape(x.shape)})[0]
+        except Exception:  # noqa: BLE001 - a layout it refuses is not its layout
+            continue
+        if np.allclose(to_plain(got.reshape(to_blocked(x, block).shape)), expected,
+                       rtol=1e-4, atol=1e-4):
+            return block
+    return None
+
+
+def to_blocked(x: np.ndarray, block: int) -> np.ndarray:
+    """NCHW -> the blocked [N, C/b, H, W, b] (a new C-contiguous array); C must divide by b."""
+    n, c, h, w = x.shape
+    return np.ascontiguousarray(x.reshape(n, c // block, block, h, w).transpose(0, 1, 3, 4, 2))
+
+
+def to_plain(x):
+    """A blocked array back in NCHW (a new C-contiguous array); anything else as it is."""
+    if not isinstance(x, np.ndarray) or x.ndim != 5:
+        return x
+    n, cb, h, w, block = x.shape
+    return np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3)).reshape(n, cb * block, h, w)
+
+
+def _block_filter(w: np.ndarray, block: int, group: int) -> np.ndarray:
+    """A Conv filter [O, I, kh, kw] in the order onnxruntime's blocked kernels read it: [O/b, I/b,
+    kh, kw, b_in, b_out] for a convolution of blocked input, [O/b, I, kh, kw, b_out] for a
+    depthwise one or one of NCHW input (fewer than b input channels). Shape unchanged."""
+    o, i, kh, kw = w.shape
+    if group == 1 and i % block == 0:
+        order = w.reshape(o // block, block, i // block, block, kh, kw).transpose(0, 2, 4, 5, 3, 1)
+    else:
+        order = w.reshape(o // block, block, i, kh, kw).transpose(0, 2, 3, 4, 1)
+    return np.ascontiguousarray(order).reshape(w.shape)
+
+
+def _nchwc_conv(instr, buffers: list, constants: list, block: int, blocked_input: bool):
+    """A blocked-layout kernel for Conv `instr` (see pe_kernel), or None when it is not one the
+    blocked kernels take: 2-d, float32 constant filter and bias, output channels a multiple of the
+    block, input channels too (or fewer than the block, read in NCHW), group 1 or depthwise, and an
+    epilogue of elementwise ops whose other operands are scalars (a leading Relu runs in the kernel,
+    the rest in the executor, on the blocked result)."""
+    from onnx import TensorProto, helper
+    x_id, w_id = instr.inputs[0], instr.inputs[1]
+    b_id = instr.inputs[2] if len(instr.inputs) > 2 else None
+    w = constants[w_id] if w_id is not None else None
+    bias = constants[b_id] if b_id is not None else None
+    if (x_id is None or constants[x_id] is not None or buffers[x_id].dtype != dtypes.FP32
+            or w is None or w.dtype != np.float32 or w.ndim != 4
+            or (b_id is not None and (bias is None or bias.dtype != np.float32))):
+        return None
+    attrs = {k: v for k, v in instr.attrs.items() if v is not None}
+    relu = bool(instr.post) and (instr.post[0]["op"], instr.post[0]["attrs"],
+                                 instr.post[0]["inputs"]) == ("Relu", {}, [-1])
+    if set(attrs) - _CONV_ATTRS or not all(  # the executor runs the rest on the blocked result
+            p["op"] in LAYOUT_FREE and all(i == -1 or i is not None and constants[i] is not None
+                                           and constants[i].size == 1 for i in p["inputs"])
+            for p in instr.post[int(relu):]):
+        return None
+    out_c, in_c = w.shape[0], buffers[x_id].shape[1]
+    group = attrs.get("group", 1)
+    depthwise = group == in_c == out_c and w.shape[1] == 1 and group > 1
+    if (out_c % block or (group != 1 and not depthwise) or not isinstance(in_c, int)
+            or (in_c % block and (in_c >= block or depthwise or blocked_input))):
+        return None
+    plain_input = in_c < block
+    weights = {"w": _block_filter(w, block, group)}
+    names = ["x", "w"]
+    if bias is not None:
+        weights["b"] = bias
+        names.append("b")
+    try:
+        node = helper.make_node("Conv", names, ["y"], domain=_NCHWC, **attrs)
+    except (ValueError, TypeError):
+        return None
+    if relu:
+        node.attribute.append(helper.make_attribute("activation", "Relu"))
+    graph = helper.make_graph(
+        [node], "pe_Conv_nchwc",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [
+            d if isinstance(d, int) else None for d in buffers[x_id].shape])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [_external(n, a) for n, a in weights.items()])
+    session, values = _session(graph, weights, f"Conv ({instr.node}), blocked")
+    if session is None:
+        return None
+
+    def run(args):
+        x = np.asarray(args[0], np.float32)
+        if x.ndim == 4 and not plain_input:
+            x = to_blocked(x, block)
+        if x.ndim == 5:
+            x = x.reshape(x.shape[0], -1, *x.shape[2:4])
+        y = session.run(None, {"x": x})[0]
+        return y.reshape(y.shape[0], y.shape[1] // block, y.shape[2], y.shape[3], block)
+    run.keep, run.blocked = values, True
+    return run, int(relu)
+
+
+def nchwc_pool(instr, block: int | None):
+    """A blocked-layout kernel for a MaxPool of blocked input, as pe_kernel gives them (run,
+    absorbed), or None. The maximum is exact, so it is the reference's result bit for bit."""
+    if not block or instr.op != "MaxPool" or instr.post or len(instr.outputs) != 1:
+        return None
+    attrs = {k: v for k, v in instr.attrs.items() if v is not None}
+    if attrs.pop("storage_order", 0) or set(attrs) - _POOL_ATTRS:
+        return None
+    from onnx import TensorProto, helper
+    try:
+        node = helper.make_node("MaxPool", ["x"], ["y"], domain=_NCHWC, **attrs)
+    except (ValueError, TypeError):
+        return None
+    graph = helper.make_graph(
+        [node], "pool_nchwc",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None] * 4)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    session, _ = _session(graph, {}, f"MaxPool ({instr.node}), blocked")
+    if session is None:
+        return None
+
+    def run(args):
+        x = np.asarray(args[0], np.float32)
+        if x.ndim == 4:
+            x = to_blocked(x, block)
+        y = session.run(None, {"x": x.reshape(x.shape[0], -1, *x.shape[2:4])})[0]
+        return y.reshape(y.shape[0], y.shape[1] // block, y.shape[2], y.shape[3], block)
+    run.blocked = True
+    return run, 0
+
+
+def layout_free(instr, buffers: list, blocked: set) -> bool:
+    """Whether elementwise instruction `instr` reads only blocked buffers of its output's shape (its
+    result is then blocked too)."""
+    reads = [i for i in instr.inputs] + [i for p in instr.post for i in p["inputs"] if i != -1]
+    return (instr.op in LAYOUT_FREE and all(p["op"] in LAYOUT_FREE for p in instr.post)
+            and len(instr.outputs) == 1 and all(
+                i is not None and i in blocked
+                and buffers[i].shape == buffers[instr.outputs[0]].shape for i in reads))

@@ -142,7 +142,8 @@ def test_resnet_runs_every_matmul_on_the_fast_kernels():
     compiled = compile_graph(from_onnx(model), parse_compiler_args([]))
     pe = sum(i.engine == "pe" for i in compiled.program.instrs)
     fast, ref, n_fast = _run_both(model, {"input": x}, "fp32")
-    assert n_fast == pe > 15
+    pools = sum(i.op == "MaxPool" for i in compiled.program.instrs)
+    assert n_fast == pe + pools and pe > 15  # the stem's MaxPool runs on the blocked kernel
     np.testing.assert_allclose(fast[0], ref[0], rtol=1e-4, atol=1e-4)
 
 
@@ -219,3 +220,155 @@ def test_round_bf16_copies_unless_told_and_able():
     w = dtypes.round_to(x, dtypes.BF16, inplace=True)
     assert w is x and np.array_equal(x, y)
     np.testing.assert_array_equal(z, y[:, ::2])
+
+
+# -- the blocked (NCHWc) layout between convolutions -----------------------------------------------
+
+def _conv(name, x, w, attrs=None, relu=False, bias=None):
+    inputs = [x, f"{name}_w"] + ([f"{name}_b"] if bias is not None else [])
+    nodes = [helper.make_node("Conv", inputs, [name if not relu else f"{name}_c"], **(attrs or {}))]
+    if relu:
+        nodes.append(helper.make_node("Relu", [f"{name}_c"], [name]))
+    return nodes
+
+
+def _blocked_model(case: str):
+    """Small graphs whose activations the fast kernels keep blocked, with every way back to NCHW."""
+    rng = np.random.default_rng(7)
+    weights = {}
+
+    def w(name, shape, bias=True):
+        weights[f"{name}_w"] = (rng.standard_normal(shape) / np.sqrt(np.prod(shape[1:]))).astype(
+            np.float32)
+        if bias:
+            weights[f"{name}_b"] = rng.standard_normal(shape[0]).astype(np.float32)
+        return weights.get(f"{name}_b")
+
+    x = rng.standard_normal((2, 3, 20, 20)).astype(np.float32)
+    nodes = []
+    if case == "bottleneck":  # stem from 3 channels, blocked MaxPool, a residual Add + Relu
+        nodes += _conv("stem", "x", None, {"kernel_shape": [5, 5], "pads": [2] * 4,
+                                           "strides": [2, 2]}, True, w("stem", (16, 3, 5, 5)))
+        nodes.append(helper.make_node("MaxPool", ["stem"], ["pool"], kernel_shape=[3, 3],
+                                      pads=[1] * 4, strides=[2, 2]))
+        nodes += _conv("a", "pool", None, {"kernel_shape": [1, 1]}, True, w("a", (8, 16, 1, 1)))
+        nodes += _conv("b", "a", None, {"kernel_shape": [3, 3], "pads": [1] * 4}, True,
+                       w("b", (8, 8, 3, 3)))
+        nodes += _conv("c", "b", None, {"kernel_shape": [1, 1]}, False, w("c", (16, 8, 1, 1)))
+        nodes += [helper.make_node("Add", ["c", "pool"], ["sum"]),
+                  helper.make_node("Relu", ["sum"], ["y"])]
+    elif case == "depthwise":  # MobileNet: depthwise 3x3, Relu6 (Clip with scalar inputs)
+        nodes += _conv("a", "x", None, {"kernel_shape": [1, 1]}, True, w("a", (16, 3, 1, 1)))
+        nodes += _conv("dw", "a", None, {"kernel_shape": [3, 3], "pads": [1] * 4, "group": 16,
+                                         "strides": [2, 2]}, False, w("dw", (16, 1, 3, 3)))
+        weights["lo"], weights["hi"] = np.float32(0), np.float32(6)
+        nodes += [helper.make_node("Clip", ["dw", "lo", "hi"], ["clip"])]
+        nodes += _conv("p", "clip", None, {"kernel_shape": [1, 1]}, False, w("p", (24, 16, 1, 1)))
+        nodes += [helper.make_node("Sigmoid", ["p"], ["y"])]
+    elif case == "mixed":  # readers that need NCHW: an odd conv, a fused residual, Concat, Flatten
+        nodes += _conv("a", "x", None, {"kernel_shape": [3, 3], "pads": [1] * 4}, True,
+                       w("a", (16, 3, 3, 3)))
+        nodes += _conv("odd", "a", None, {"kernel_shape": [1, 1]}, True, w("odd", (12, 16, 1, 1)))
+        nodes += _conv("b", "a", None, {"kernel_shape": [1, 1]}, False, w("b", (16, 16, 1, 1)))
+        nodes += _conv("c", "b", None, {"kernel_shape": [1, 1]}, False, w("c", (16, 16, 1, 1)))
+        nodes += [helper.make_node("Add", ["c", "a"], ["res"]),
+                  helper.make_node("Concat", ["res", "odd"], ["cat"], axis=1),
+                  helper.make_node("GlobalAveragePool", ["cat"], ["gap"]),
+                  helper.make_node("Flatten", ["gap"], ["y"]),
+                  helper.make_node("Identity", ["b"], ["side"])]
+    weights = {k: np.asarray(v) for k, v in weights.items()}
+    outputs = ["y", "side"] if case == "mixed" else ["y"]
+    return _model(nodes, {"x": x}, outputs, weights), {"x": x}
+
+
+@pytest.mark.parametrize("case", ["bottleneck", "depthwise", "mixed"])
+def test_blocked_layout_matches_reference(case):
+    """Fast kernels with activations blocked between convolutions against the NumPy references:
+    fp32 tight, hardware within one bf16 ulp; every blocked buffer a reader needs in NCHW is
+    converted back (a missed one fails with a shape error or wrong values)."""
+    from neuron_core.runtime.kernels import nchwc_block
+    model, feed = _blocked_model(case)
+    neff = compile_graph(from_onnx(model), parse_compiler_args([])).to_bytes()
+    with runtime.load(neff, precision="fp32") as m:
+        blocked = m._executor.blocked
+    if nchwc_block() is not None:
+        assert blocked, "no activation was kept blocked"
+    for precision in ("fp32", "hardware"):
+        fast, ref, _ = _run_both(model, feed, precision)
+        for a, b in zip(fast, ref):
+            assert a.shape == b.shape and a.dtype == b.dtype
+            if precision == "fp32":
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+            else:
+                _within_one_bf16_ulp(a, b)
+
+
+def test_blocked_layout_is_found_and_round_trips():
+    import platform
+
+    from neuron_core.runtime.kernels import nchwc_block, to_blocked, to_plain
+    block = nchwc_block()
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert block in (8, 16)
+    block = block or 8
+    x = np.random.default_rng(8).standard_normal((2, 4 * block, 5, 3)).astype(np.float32)
+    b = to_blocked(x, block)
+    assert b.shape == (2, 4, 5, 3, block) and b.flags.c_contiguous
+    np.testing.assert_array_equal(b[1, 2, 3, 1], x[1, 2 * block:3 * block, 3, 1])
+    np.testing.assert_array_equal(to_plain(b), x)
+
+
+# -- the fused elementwise kernel ------------------------------------------------------------------
+
+_EDGE = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1e-45, -1e-45, 3.4e38, -3.4e38,
+                  1.0039062, 1.0117188, -2.5], np.float32)
+
+
+#: (op, Relu epilogue, the operand the result is written into): Relu has one operand, no epilogue
+_FUSED_CASES = [(op, relu, alias) for op in ("Add", "Sub", "Mul") for relu in (False, True)
+                for alias in (None, 0, 1)] + [("Relu", False, None), ("Relu", False, 0)]
+
+
+@pytest.mark.parametrize("rounding", [None, dtypes.BF16])
+@pytest.mark.parametrize("op,relu,alias", _FUSED_CASES)
+def test_fused_elementwise_bit_identical_to_reference(op, relu, alias, rounding):
+    """vector_kernel against the ops' references, then dtypes.round_to: every bit, NaN, -0 and
+    overflow included, for sizes that do and do not fill whole chunks, into a new array or into
+    either operand."""
+    from types import SimpleNamespace
+
+    from neuron_core.ops import get_op
+    from neuron_core.runtime.kernels import vector_kernel
+    rng = np.random.default_rng(9)
+    n = 5000
+    a = np.concatenate([_EDGE, rng.standard_normal(n) * 100]).astype(np.float32)
+    b = np.concatenate([_EDGE[::-1], rng.standard_normal(n) * 100]).astype(np.float32)
+    args = [a, b] if op != "Relu" else [a]
+    post = [{"op": "Relu", "attrs": {}, "inputs": [-1]}] if relu else []
+    instr = SimpleNamespace(op=op, outputs=[0], post=post)
+    run = vector_kernel(instr, [rounding])
+    assert run is not None
+    with np.errstate(all="ignore"):
+        expected = get_op(op).reference(*args)
+        if relu:
+            expected = np.maximum(expected, 0)
+        expected = dtypes.round_to(expected, rounding) if rounding else expected
+        copies = [x.copy() for x in args]
+        out = run(copies, None if alias is None else copies[alias])
+    if alias is not None:
+        assert out is copies[alias]
+    np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
+
+
+def test_fused_elementwise_declines_what_it_does_not_take():
+    from types import SimpleNamespace
+
+    from neuron_core.runtime.kernels import vector_kernel
+    add = SimpleNamespace(op="Add", outputs=[0], post=[])
+    assert vector_kernel(add, [dtypes.FP16]) is None  # fp16 rounding: the executor's own
+    assert vector_kernel(SimpleNamespace(op="Div", outputs=[0], post=[]), [None]) is None
+    run = vector_kernel(add, [None])
+    a = np.ones((3, 4), np.float32)
+    assert run([a, np.ones((1, 4), np.float32)], None) is None  # broadcast: the reference's
+    assert run([a, a.T.copy().T], None) is None  # not C-contiguous
+    assert run([a, np.ones((3, 4), np.float64)], None) is None
