@@ -6,6 +6,8 @@ down-cast rounds like the hardware does (round-to-nearest-even, via ml_dtypes).
 """
 from __future__ import annotations
 
+import sys
+
 import ml_dtypes
 import numpy as np
 
@@ -103,3 +105,47 @@ def bf16_kernel():
                 u[i] = quiet_nan if (v & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) else rounded
         _BF16_KERNEL.append(round_bf16)
     return _BF16_KERNEL[0]
+
+
+_LOOKUP_KERNEL: list = []
+
+
+def bf16_lookup(x: np.ndarray, table: np.ndarray) -> np.ndarray | None:
+    """`table[b]` for each element of float32 `x` whose bit pattern is bfloat16 pattern `b` padded
+    with 16 zero bits (a value stored in BF16), as a new float32 array of x's shape; None when some
+    element is not such a value (or `x` is not a C-contiguous little-endian float32 array).
+    `table` is float32 with 65536 entries."""
+    if x.dtype != np.float32 or not x.flags.c_contiguous or sys.byteorder != "little":
+        return None
+    kernel = _lookup_kernel()
+    if kernel is None:
+        halves = x.reshape(-1).view(np.uint16)  # little-endian: low half, high half of each value
+        if halves[0::2].any():
+            return None
+        return np.take(table, halves[1::2]).reshape(x.shape)
+    out = np.empty_like(x)
+    return out if kernel(x.reshape(-1).view(np.uint32), table, out.reshape(-1)) else None
+
+
+def _lookup_kernel():
+    """The compiled bf16_lookup (a pass that checks every low half is zero, then a gather), or
+    None without numba."""
+    if not _LOOKUP_KERNEL:
+        try:
+            from numba import njit
+        except ImportError:
+            _LOOKUP_KERNEL.append(None)
+            return None
+
+        @njit(nogil=True, cache=True)
+        def lookup(u, table, out):
+            low = np.uint32(0)
+            for i in range(u.size):
+                low |= u[i] & np.uint32(0xFFFF)
+            if low:
+                return False
+            for i in range(u.size):
+                out[i] = table[u[i] >> np.uint32(16)]
+            return True
+        _LOOKUP_KERNEL.append(lookup)
+    return _LOOKUP_KERNEL[0]

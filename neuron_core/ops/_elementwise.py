@@ -2,10 +2,9 @@
 (numpy/ONNX multidirectional broadcasting)."""
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
+from .. import dtypes
 from ..errors import ShapeInferenceError
 from ..ir import TensorType
 from .registry import Op
@@ -77,11 +76,7 @@ def via_bf16_table(fn, x: np.ndarray, key=None) -> np.ndarray:
     bfloat16 bit patterns when every element of `x` is exactly a bfloat16 value (as activations
     stored in BF16 are). Bit-identical to `fn(x)`; the table is built once per `key` (default:
     `fn` itself), which must name the function and every parameter it depends on."""
-    if (x.dtype != np.float32 or x.size < TABLE_MIN_SIZE or sys.byteorder != "little"
-            or not x.flags.c_contiguous):
-        return fn(x)
-    halves = x.reshape(-1).view(np.uint16)  # little-endian: low half, high half of each value
-    if halves[0::2].any():
+    if x.dtype != np.float32 or x.size < TABLE_MIN_SIZE:
         return fn(x)
     key = fn if key is None else key
     table = _TABLES.get(key)
@@ -90,4 +85,5 @@ def via_bf16_table(fn, x: np.ndarray, key=None) -> np.ndarray:
             table = np.asarray(fn((np.arange(1 << 16, dtype=np.uint32) << 16).view(np.float32)),
                                np.float32)
         _TABLES[key] = table
-    return np.take(table, halves[1::2]).reshape(x.shape)
+    found = dtypes.bf16_lookup(x, table)
+    return fn(x) if found is None else found

@@ -35,8 +35,10 @@ log = logging.getLogger("Neuron")
 
 KERNELS = ("fast", "reference")
 
-#: the TensorEngine instructions onnxruntime's kernels compute with the same (ONNX) semantics
-_PE_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
+#: the instructions onnxruntime's kernels compute with the same (ONNX) semantics in fp32: the
+#: TensorEngine's, and the row reductions of the Vector engine (their fp32 sums in another order)
+_SESSION_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm", "Softmax",
+                          "LayerNormalization"})
 #: epilogue ops onnxruntime computes exactly as the executor does (fp32 add, max with 0)
 _EXACT_EPILOGUE = frozenset({"Add", "Relu"})
 _OPSET = 17
@@ -99,7 +101,7 @@ def pe_kernel(instr, buffers: list, constants: list, block: int | None = None,
     `blocked_input`; such a kernel has `run.blocked = True`. Any other instruction gets the plain
     kernel.
     """
-    if instr.op not in _PE_OPS:
+    if instr.op not in _SESSION_OPS or len(instr.outputs) != 1:
         return None
     if block and instr.op == "Conv":
         found = _nchwc_conv(instr, buffers, constants, block, blocked_input)
@@ -190,20 +192,22 @@ def _session(graph, weights: dict, what: str):
     return session, values
 
 
-#: VectorEngine ops the fused elementwise kernel computes (two same-shape float32 operands)
-_BINARY = {"Add": 0, "Sub": 1, "Mul": 2}
+#: VectorEngine ops the fused elementwise kernel computes (float32 operands of one shape, or one
+#: of them a single value)
+_BINARY = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3}
 _CHUNK = 2048  # elements per pass: the chunk stays in L1 between the passes
 
 
 def vector_kernel(instr, rounds: list):
-    """A fast kernel for elementwise instruction `instr` (Add, Sub or Mul of two same-shape
-    operands, or Relu, each with an optional fused Relu) whose output is rounded to `rounds[0]`
-    (None, or bfloat16), or None for any other instruction.
+    """A fast kernel for elementwise instruction `instr` (Add, Sub, Mul or Div, or Relu, each with
+    an optional fused Relu) whose output is rounded to `rounds[0]` (None, or bfloat16), or None
+    for any other instruction.
 
     Returns `run(args, out)`: the rounded result, written into `out` (an array the caller owns,
-    which may be one of the arguments) or a new array when `out` is None; or None when the
-    arguments are not C-contiguous float32 arrays of one shape (the reference then runs it).
-    One pass over memory instead of the reference's one per op and one for the rounding.
+    which may be one of the arguments) or a new array when `out` is None or not of the result's
+    shape; or None when the arguments are not C-contiguous float32 arrays of one shape, or one
+    shape and a single value (the reference then runs it). One pass over memory instead of the
+    reference's one per op and one for the rounding.
     """
     if len(instr.outputs) != 1 or rounds[0] not in (None, dtypes.BF16):
         return None
@@ -223,12 +227,22 @@ def vector_kernel(instr, rounds: list):
     bf16 = rounds[0] == dtypes.BF16
 
     def run(args, out):
-        if len(args) != operands or not all(_plain_f32(a) for a in args) or any(
-                a.shape != args[0].shape for a in args):
+        if len(args) != operands or not all(_plain_f32(a) for a in args):
             return None
-        if out is None:
-            out = np.empty_like(args[0])
-        kernel(args[0].reshape(-1), args[-1].reshape(-1), out.reshape(-1), binary, bf16, relu)
+        a, b = args[0], args[-1]
+        if a.size == 0 or b.size == 0:
+            return None
+        shape = a.shape
+        if b.shape != shape:
+            try:
+                shape = np.broadcast_shapes(a.shape, b.shape)
+            except ValueError:
+                return None
+            if shape not in (a.shape, b.shape) or min(a.size, b.size) != 1:
+                return None
+        if out is None or out.shape != shape:
+            out = np.empty(shape, np.float32)
+        kernel(a.reshape(-1), b.reshape(-1), out.reshape(-1), binary, bf16, relu)
         return out
     return run
 
@@ -244,27 +258,32 @@ def _fused_elementwise():
     """The compiled kernel behind vector_kernel, or None without numba.
 
     `kernel(a, b, out, binary, bf16, relu)`: out = relu?(round?(a op b)) with op -1 (a alone), 0
-    (+), 1 (-) or 2 (*), chunk by chunk through a scratch array. Every loop reads one array and
-    writes another, so each vectorises even when `out` is `a` or `b`; a loop that rewrote its input
-    in place with "x if x > 0 else 0" would be turned into masked stores, which are slow on some
-    CPUs. Bit for bit the reference: np.add/subtract/multiply in float32, then the bf16 rounding of
+    (+), 1 (-), 2 (*) or 3 (/); `a` or `b` may have a single element, broadcast. It runs chunk by
+    chunk through a scratch array: every loop reads one array and writes another, so each
+    vectorises even when `out` is `a` or `b` (a loop that rewrote its input in place with
+    "x if x > 0 else 0" would be turned into masked stores, which are slow on some CPUs). Bit for
+    bit the reference: np.add/subtract/multiply/divide in float32, then the bf16 rounding of
     dtypes.round_to, then np.maximum(x, 0) (NaN stays NaN, -0 and negatives become +0).
     """
     if not _FUSED:
-        rounder = dtypes.bf16_kernel()
-        if rounder is None:
+        try:
+            from numba import njit
+        except ImportError:
             _FUSED.append(None)
             return None
-        from numba import njit
 
-        @njit(nogil=True, cache=True)
+        @njit(nogil=True, cache=True, error_model="numpy")
         def fused(a, b, out, binary, bf16, relu):
             scratch = np.empty(_CHUNK, np.float32)
             bits = scratch.view(np.uint32)
             zero = np.float32(0)
+            single_a = np.full(_CHUNK, a[0], np.float32)  # a broadcast value, as a chunk
+            single_b = np.full(_CHUNK, b[0], np.float32)
             for start in range(0, out.size, _CHUNK):
                 n = min(_CHUNK, out.size - start)
-                x, y, z = a[start:start + n], b[start:start + n], out[start:start + n]
+                x = single_a[:n] if a.size == 1 else a[start:start + n]
+                y = single_b[:n] if b.size == 1 else b[start:start + n]
+                z = out[start:start + n]
                 if binary == 0:
                     for i in range(n):
                         scratch[i] = x[i] + y[i]
@@ -274,6 +293,9 @@ def _fused_elementwise():
                 elif binary == 2:
                     for i in range(n):
                         scratch[i] = x[i] * y[i]
+                elif binary == 3:
+                    for i in range(n):
+                        scratch[i] = x[i] / y[i]
                 else:
                     for i in range(n):
                         scratch[i] = x[i]

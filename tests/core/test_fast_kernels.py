@@ -324,17 +324,21 @@ _EDGE = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1e-45, -1e-45, 3.
                   1.0039062, 1.0117188, -2.5], np.float32)
 
 
-#: (op, Relu epilogue, the operand the result is written into): Relu has one operand, no epilogue
-_FUSED_CASES = [(op, relu, alias) for op in ("Add", "Sub", "Mul") for relu in (False, True)
-                for alias in (None, 0, 1)] + [("Relu", False, None), ("Relu", False, 0)]
+#: (op, Relu epilogue, the operand the result is written into, the operand that is one value):
+#: Relu has one operand and no epilogue
+_FUSED_CASES = [(op, relu, alias, single) for op in ("Add", "Sub", "Mul", "Div")
+                for relu in (False, True) for alias in (None, 0, 1) for single in (None, 0, 1)
+                if alias is None or alias != single] + [
+    ("Relu", False, None, None), ("Relu", False, 0, None)]
 
 
 @pytest.mark.parametrize("rounding", [None, dtypes.BF16])
-@pytest.mark.parametrize("op,relu,alias", _FUSED_CASES)
-def test_fused_elementwise_bit_identical_to_reference(op, relu, alias, rounding):
-    """vector_kernel against the ops' references, then dtypes.round_to: every bit, NaN, -0 and
-    overflow included, for sizes that do and do not fill whole chunks, into a new array or into
-    either operand."""
+@pytest.mark.parametrize("op,relu,alias,single", _FUSED_CASES)
+def test_fused_elementwise_bit_identical_to_reference(op, relu, alias, single, rounding):
+    """vector_kernel against the ops' references, then dtypes.round_to: every bit, NaN, -0, zero
+    divisors and overflow included, for sizes that do and do not fill whole chunks, with either
+    operand a single value, into a new array or into either operand. A NaN meets only numbers:
+    which of two NaNs an add returns is not defined (NumPy's own loops differ)."""
     from types import SimpleNamespace
 
     from neuron_core.ops import get_op
@@ -343,6 +347,11 @@ def test_fused_elementwise_bit_identical_to_reference(op, relu, alias, rounding)
     n = 5000
     a = np.concatenate([_EDGE, rng.standard_normal(n) * 100]).astype(np.float32)
     b = np.concatenate([_EDGE[::-1], rng.standard_normal(n) * 100]).astype(np.float32)
+    if single is not None:  # a (1,) operand broadcast against the (n,) one
+        if single == 0:
+            a = a[7:8].copy()  # -1e-45
+        else:
+            b = b[-5:-4].copy()  # 3.4e38
     args = [a, b] if op != "Relu" else [a]
     post = [{"op": "Relu", "attrs": {}, "inputs": [-1]}] if relu else []
     instr = SimpleNamespace(op=op, outputs=[0], post=post)
@@ -357,6 +366,7 @@ def test_fused_elementwise_bit_identical_to_reference(op, relu, alias, rounding)
         out = run(copies, None if alias is None else copies[alias])
     if alias is not None:
         assert out is copies[alias]
+    assert out.shape == expected.shape
     np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
 
 
@@ -366,9 +376,12 @@ def test_fused_elementwise_declines_what_it_does_not_take():
     from neuron_core.runtime.kernels import vector_kernel
     add = SimpleNamespace(op="Add", outputs=[0], post=[])
     assert vector_kernel(add, [dtypes.FP16]) is None  # fp16 rounding: the executor's own
-    assert vector_kernel(SimpleNamespace(op="Div", outputs=[0], post=[]), [None]) is None
+    assert vector_kernel(SimpleNamespace(op="Pow", outputs=[0], post=[]), [None]) is None
     run = vector_kernel(add, [None])
     a = np.ones((3, 4), np.float32)
     assert run([a, np.ones((1, 4), np.float32)], None) is None  # broadcast: the reference's
+    assert run([np.ones((3, 1), np.float32), np.ones((1,), np.float32)], None) is not None
+    assert run([np.ones((1,), np.float32), np.ones((2, 1, 1), np.float32)], None).shape == (2, 1, 1)
+    assert run([a, np.ones((0,), np.float32)], None) is None
     assert run([a, a.T.copy().T], None) is None  # not C-contiguous
     assert run([a, np.ones((3, 4), np.float64)], None) is None
