@@ -385,3 +385,52 @@ def test_fused_elementwise_declines_what_it_does_not_take():
     assert run([a, np.ones((0,), np.float32)], None) is None
     assert run([a, a.T.copy().T], None) is None  # not C-contiguous
     assert run([a, np.ones((3, 4), np.float64)], None) is None
+
+
+_BLOCKABLE = [k for k, (x, w, attrs) in CONV.items()
+              if len(x) == 4 and attrs.get("group", 1) in (1, x[1])]
+
+
+@pytest.mark.parametrize("variant", _BLOCKABLE)
+def test_blocked_conv_every_attribute(variant):
+    """Each 2-d dense or depthwise Conv variant of the op tests, its channels rounded up to
+    multiples of 16, reading the blocked result of a 1x1 Conv: pads, auto_pad, strides and
+    dilations on the blocked kernel against the references (fp32: the layout must not move a
+    single value)."""
+    x_shape, w_shape, attrs = CONV[variant]
+    c_in, c_out = 16 * -(-x_shape[1] // 16), 16 * -(-w_shape[0] // 16)
+    attrs = dict(attrs)
+    if attrs.get("group", 1) > 1:
+        attrs["group"] = c_out = c_in
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((x_shape[0], c_in, *x_shape[2:])).astype(np.float32)
+    consts = {"w0": (rng.standard_normal((c_in, c_in, 1, 1)) / 4).astype(np.float32),
+              "w1": (rng.standard_normal((c_out, w_shape[1] if attrs.get("group", 1) > 1 else c_in,
+                                          *w_shape[2:])) / 8).astype(np.float32),
+              "b1": rng.standard_normal(c_out).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w0"], ["a"]),
+             helper.make_node("Conv", ["a", "w1", "b1"], ["y"], **attrs)]
+    model = _model(nodes, {"x": x}, ["y"], consts)
+    neff = compile_graph(from_onnx(model), parse_compiler_args([])).to_bytes()
+    with runtime.load(neff, precision="fp32") as m:
+        blocked = m._executor.blocked
+    from neuron_core.runtime.kernels import nchwc_block
+    if nchwc_block() is not None:
+        assert len(blocked) >= 2, "the second Conv did not run on the blocked kernel"
+    fast, ref, n_fast = _run_both(model, {"x": x}, "fp32")
+    assert n_fast == 2
+    np.testing.assert_allclose(fast[0], ref[0], **TOL)
+
+
+def test_without_a_blocked_layout_every_conv_runs_plain(monkeypatch):
+    """Where onnxruntime has no blocked kernels (the probe finds none), nothing is kept blocked and
+    the results are the same."""
+    from neuron_core.runtime import kernels
+    model, feed = _blocked_model("bottleneck")
+    with_blocks, _, _ = _run_both(model, feed, "fp32")
+    monkeypatch.setattr(kernels, "_BLOCK", [None])
+    neff = compile_graph(from_onnx(model), parse_compiler_args([])).to_bytes()
+    with runtime.load(neff, precision="fp32") as m:
+        assert not m._executor.blocked
+        plain = m.run(feed)
+    np.testing.assert_allclose(plain[0], with_blocks[0], rtol=1e-4, atol=1e-5)
