@@ -1,6 +1,6 @@
-"""Fast host kernels: TensorEngine instructions (Conv, ConvTranspose, MatMul, Gemm) on
-onnxruntime's kernels, activations kept in its blocked layout between convolutions, and one fused
-pass for the common elementwise instructions.
+"""Fast host kernels: TensorEngine instructions (Conv, ConvTranspose, MatMul, Gemm) and the row
+reductions Softmax and LayerNormalization on onnxruntime's kernels, activations kept in its blocked
+layout between convolutions, and one fused pass for the common elementwise instructions.
 
 The functional model of a matmul or convolution is "fp32 products of the stored operands, summed in
 fp32" (bf16 x bf16 and fp16 x fp16 products are exact in fp32). Any fp32 GEMM computes that, up to
@@ -10,6 +10,10 @@ want. So each TensorEngine instruction runs as a one-node onnxruntime session: i
 stored on the device, are initializers; its other operands (an attention matmul's two activations)
 are inputs. Keeping every matmul off NumPy also keeps OpenBLAS's threads, which spin after each
 call, from taking a core from the sessions' pools.
+
+Softmax and LayerNormalization sum in another order too, and Softmax's exp is onnxruntime's
+(within a few float32 ulps of NumPy's; a result below float32's normal range comes out as 0, where
+NumPy gives the subnormal). Once rounded to bf16 that is at most one ulp apart.
 
 The bias add and a Relu that open the epilogue go with it (onnxruntime computes them in fp32, as the
 executor does). Every other epilogue op, and the rounding to the output's storage dtype, stays with
@@ -86,10 +90,11 @@ def _external(name: str, array: np.ndarray):
     return tensor
 
 
-def pe_kernel(instr, buffers: list, constants: list, block: int | None = None,
+def session_kernel(instr, buffers: list, constants: list, block: int | None = None,
               blocked_input: bool = False):
-    """A fast kernel for TensorEngine instruction `instr`, or None (onnxruntime absent, an operand
-    that is not float32, or a case its kernels do not take).
+    """A fast kernel for instruction `instr` (a TensorEngine op, Softmax or LayerNormalization with
+    one output), or None (onnxruntime absent, an operand that is not float32, or a case its
+    kernels do not take).
 
     Returns (run, absorbed): `run(args)` gives the instruction's fp32 result after its first
     `absorbed` epilogue ops, or None when an argument is not a float32 array (the reference then
@@ -407,7 +412,7 @@ def _block_filter(w: np.ndarray, block: int, group: int) -> np.ndarray:
 
 
 def _nchwc_conv(instr, buffers: list, constants: list, block: int, blocked_input: bool):
-    """A blocked-layout kernel for Conv `instr` (see pe_kernel), or None when it is not one the
+    """A blocked-layout kernel for Conv `instr` (see session_kernel), or None when it is not one the
     blocked kernels take: 2-d, float32 constant filter and bias, output channels a multiple of the
     block, input channels too (or fewer than the block, read in NCHW), group 1 or depthwise, and an
     epilogue of elementwise ops whose other operands are scalars (a leading Relu runs in the kernel,
@@ -470,7 +475,7 @@ def _nchwc_conv(instr, buffers: list, constants: list, block: int, blocked_input
 
 
 def nchwc_pool(instr, block: int | None):
-    """A blocked-layout kernel for a MaxPool of blocked input, as pe_kernel gives them (run,
+    """A blocked-layout kernel for a MaxPool of blocked input, as session_kernel gives them (run,
     absorbed), or None. The maximum is exact, so it is the reference's result bit for bit."""
     if not block or instr.op != "MaxPool" or instr.post or len(instr.outputs) != 1:
         return None

@@ -58,10 +58,12 @@ def _run_both(model, feed: dict, precision: str) -> tuple:
     return fast, ref, n_fast
 
 
-def _within_one_bf16_ulp(a: np.ndarray, b: np.ndarray) -> None:
+def _within_one_bf16_ulp(a: np.ndarray, b: np.ndarray, floor: float = 0.0) -> None:
+    """|a - b| within one bf16 ulp of the larger, or within `floor`."""
     assert a.shape == b.shape
     largest = np.maximum(np.abs(a), np.abs(b))
     ulp = np.ldexp(np.float32(1), np.frexp(largest)[1] - 8)  # bf16 spacing: 8 significant bits
+    ulp = np.maximum(ulp, floor)
     bad = np.abs(a - b) > ulp
     assert not bad.any(), f"{bad.sum()} of {a.size} outputs differ by more than one bf16 ulp"
 
@@ -434,3 +436,34 @@ def test_without_a_blocked_layout_every_conv_runs_plain(monkeypatch):
         assert not m._executor.blocked
         plain = m.run(feed)
     np.testing.assert_allclose(plain[0], with_blocks[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("axis", [-1, 1, 0])
+def test_softmax_fast_matches_reference(axis):
+    """Softmax on onnxruntime against the reference, a fully masked row (-inf: NaN in both) and
+    large values included. onnxruntime's exp gives 0 where the true result is below float32's
+    normal range (NumPy's gives the subnormal), hence the absolute floor of float32's tiny."""
+    x = np.random.default_rng(11).standard_normal((3, 5, 40)).astype(np.float32) * 8
+    x[1, 2, :] = -np.inf
+    x[2, 0, 3] = 80.0
+    model, feed = _single("Softmax", [x], {"axis": axis}, ())
+    for precision in ("fp32", "hardware"):
+        fast, ref, n_fast = _run_both(model, feed, precision)
+        assert n_fast == 1
+        np.testing.assert_array_equal(np.isnan(fast[0]), np.isnan(ref[0]))
+        finite = ~np.isnan(ref[0])
+        if precision == "fp32":
+            np.testing.assert_allclose(fast[0][finite], ref[0][finite], rtol=1e-5, atol=1e-7)
+        else:
+            _within_one_bf16_ulp(fast[0][finite], ref[0][finite], np.finfo(np.float32).tiny)
+
+
+@pytest.mark.parametrize("axis,bias", [(-1, True), (-1, False), (1, True)])
+def test_layernorm_fast_matches_reference(axis, bias):
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal((2, 6, 48)) * 3 + 1).astype(np.float32)
+    scale = rng.standard_normal(x.shape[axis:] if axis != -1 else x.shape[-1:]).astype(np.float32)
+    data = [x, scale] + ([rng.standard_normal(scale.shape).astype(np.float32)] if bias else [])
+    model, feed = _single("LayerNormalization", data, {"axis": axis, "epsilon": 1e-5},
+                          tuple(range(1, len(data))))
+    _check(model, feed, expect_fast=1)
