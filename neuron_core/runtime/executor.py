@@ -69,6 +69,7 @@ def _kernel(instr, rounding: dict, buffers: list, fast=None, vector: bool = Fals
     attrs = dict(op.defaults)
     attrs.update(decode_attrs(instr.attrs))
     fast_run, absorbed = fast or (None, 0)
+    blocked = getattr(fast_run, "blocked", False)  # its argument is blocked: no reference for it
     post = [(get_op(p["op"]), {**get_op(p["op"]).defaults, **decode_attrs(p["attrs"])}, p["inputs"])
             for p in instr.post]
     rounds = [rounding.get(o) for o in instr.outputs]
@@ -86,6 +87,9 @@ def _kernel(instr, rounding: dict, buffers: list, fast=None, vector: bool = Fals
             if out is not None:
                 return [out], [True]
         out = fast_run(args) if fast_run else None
+        if out is None and blocked:
+            raise NeuronError(f"internal error: the blocked kernel of {instr.op} ({instr.node}) "
+                              "gave no result; run with NEURON_SIM_KERNELS=reference")
         rest = post[absorbed:] if out is not None else post
         owned = False
         if out is None:
@@ -166,17 +170,23 @@ class Executor:
     def _plan(self, kernels_: str):
         """Per instruction, its fast kernel (or None) and the blocked buffers it reads back in NCHW;
         and the set of buffers held in the blocked layout (see kernels.py): the results of blocked
-        convolutions and pools, and of elementwise instructions over blocked operands."""
+        convolutions (those something may read blocked) and pools, and of elementwise instructions
+        over blocked operands."""
         buffers, instrs = self.program.buffers, self.program.instrs
         if kernels_ != "fast":
             return [None] * len(instrs), set(), [()] * len(instrs)
         block = kernels.nchwc_block()
+        takes_blocked: set = set()  # buffers some instruction may read blocked
+        for instr in instrs:
+            if instr.op in ("Conv", "MaxPool") or instr.op in kernels.LAYOUT_FREE:
+                takes_blocked.update(instr.inputs)
         blocked: set = set()
         fast, unblock = [], []
         for instr in instrs:
             source = instr.inputs[0] if instr.inputs else None
-            kernel = kernels.session_kernel(instr, buffers, self.env_template, block,
-                                       source in blocked)
+            kernel = kernels.session_kernel(
+                instr, buffers, self.env_template,
+                block if takes_blocked & set(instr.outputs) else None, source in blocked)
             if kernel is None and source in blocked:
                 kernel = kernels.nchwc_pool(instr, block)
             if kernel is not None and getattr(kernel[0], "blocked", False):

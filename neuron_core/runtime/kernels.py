@@ -19,7 +19,7 @@ The bias add and a Relu that open the epilogue go with it (onnxruntime computes 
 executor does). Every other epilogue op, and the rounding to the output's storage dtype, stays with
 the executor, so the cast points are the same as with the reference kernels.
 
-Elementwise Add, Sub, Mul and Relu (vector_kernel) compute, round and apply a fused Relu in one
+Elementwise Add, Sub, Mul, Div and Relu (vector_kernel) compute, round and apply a fused Relu in one
 compiled pass instead of one NumPy pass per step: bit for bit the references' result.
 
 `NEURON_SIM_KERNELS=reference` (or `runtime.load(..., kernels="reference")`) runs every instruction on
@@ -101,10 +101,10 @@ def session_kernel(instr, buffers: list, constants: list, block: int | None = No
     runs it). `constants[i]` is buffer i's array on the device if it is a weight, else None; weights
     become initializers, every other operand an input of the session.
 
-    With a `block` (see nchwc_block), a Conv whose whole epilogue its kernel takes instead gives its
-    result in the blocked layout (see to_blocked), and reads its input blocked when
-    `blocked_input`; such a kernel has `run.blocked = True`. Any other instruction gets the plain
-    kernel.
+    With a `block` (see nchwc_block), a Conv the blocked kernels take (see _nchwc_conv) instead
+    gives its result in the blocked layout (see to_blocked), the epilogue ops after `absorbed` left
+    for the executor to run on it, and reads its input blocked when `blocked_input`; such a kernel
+    has `run.blocked = True` and never returns None. Any other instruction gets the plain kernel.
     """
     if instr.op not in _SESSION_OPS or len(instr.outputs) != 1:
         return None
@@ -392,7 +392,8 @@ def to_blocked(x: np.ndarray, block: int) -> np.ndarray:
 
 
 def to_plain(x):
-    """A blocked array back in NCHW (a new C-contiguous array); anything else as it is."""
+    """A blocked array back in NCHW (C-contiguous: a copy, or a view when H x W is 1); anything
+    else as it is."""
     if not isinstance(x, np.ndarray) or x.ndim != 5:
         return x
     n, cb, h, w, block = x.shape
@@ -467,16 +468,17 @@ def _nchwc_conv(instr, buffers: list, constants: list, block: int, blocked_input
         if x.ndim == 4 and not plain_input:
             x = to_blocked(x, block)
         if x.ndim == 5:
-            x = x.reshape(x.shape[0], -1, *x.shape[2:4])
-        y = session.run(None, {"x": x})[0]
-        return y.reshape(y.shape[0], y.shape[1] // block, y.shape[2], y.shape[3], block)
+            x = _as_4d(x)
+        return _blocked_result(session.run(None, {"x": x})[0], block)
     run.keep, run.blocked = values, True
     return run, int(relu)
 
 
 def nchwc_pool(instr, block: int | None):
     """A blocked-layout kernel for a MaxPool of blocked input, as session_kernel gives them (run,
-    absorbed), or None. The maximum is exact, so it is the reference's result bit for bit."""
+    absorbed), or None. The maximum is exact, so it is the reference's result bit for bit; but
+    onnxruntime's blocked maximum drops NaN, so an input holding one goes to the reference (NaN
+    wins, as in np.maximum)."""
     if not block or instr.op != "MaxPool" or instr.post or len(instr.outputs) != 1:
         return None
     attrs = {k: v for k, v in instr.attrs.items() if v is not None}
@@ -495,14 +497,31 @@ def nchwc_pool(instr, block: int | None):
     if session is None:
         return None
 
+    from ..ops import get_op
+    reference = get_op("MaxPool")
+    reference_attrs = {**reference.defaults, **attrs}
+
     def run(args):
         x = np.asarray(args[0], np.float32)
         if x.ndim == 4:
             x = to_blocked(x, block)
-        y = session.run(None, {"x": x.reshape(x.shape[0], -1, *x.shape[2:4])})[0]
-        return y.reshape(y.shape[0], y.shape[1] // block, y.shape[2], y.shape[3], block)
+        if np.isnan(x.max(initial=-np.inf)):
+            return to_blocked(reference.reference(to_plain(x), **reference_attrs), block)
+        return _blocked_result(session.run(None, {"x": _as_4d(x)})[0], block)
     run.blocked = True
     return run, 0
+
+
+def _as_4d(x: np.ndarray) -> np.ndarray:
+    """A blocked array as the 4-d [N, C, H, W] onnxruntime's blocked kernels take (a view)."""
+    n, cb, h, w, block = x.shape
+    return x.reshape(n, cb * block, h, w)
+
+
+def _blocked_result(y: np.ndarray, block: int) -> np.ndarray:
+    """A blocked kernel's 4-d result as the executor's 5-d blocked array (a view)."""
+    n, c, h, w = y.shape
+    return y.reshape(n, c // block, h, w, block)
 
 
 def layout_free(instr, buffers: list, blocked: set) -> bool:
