@@ -55,8 +55,8 @@ def _kernel(instr, rounding: dict, buffers: list, fast=None, vector: bool = Fals
     """A closure computing one instruction: `run(args, env, donor)` -> (output arrays, rounded;
     whether each is a fresh array no other buffer shares). `donor` is the index of an input the
     op may write its result into (see Executor._donors), or None. `fast` is a (run, absorbed) pair
-    from kernels.session_kernel: run(args) stands for the op and the first `absorbed` epilogue ops (or
-    returns None: then the reference runs the op and its whole epilogue). With `vector`, an
+    from kernels.session_kernel: run(args) stands for the op and the first `absorbed` epilogue ops
+    (or returns None: then the reference runs the op and its whole epilogue). With `vector`, an
     elementwise instruction kernels.vector_kernel takes runs there when its arguments allow."""
     if instr.op == "_cast":
         to = instr.attrs["to"] if rounding else None

@@ -91,7 +91,7 @@ def _external(name: str, array: np.ndarray):
 
 
 def session_kernel(instr, buffers: list, constants: list, block: int | None = None,
-              blocked_input: bool = False):
+                   blocked_input: bool = False):
     """A fast kernel for instruction `instr` (a TensorEngine op, Softmax or LayerNormalization with
     one output), or None (onnxruntime absent, an operand that is not float32, or a case its
     kernels do not take).
@@ -325,8 +325,8 @@ def _fused_elementwise():
 
 # -- the blocked (NCHWc) layout -------------------------------------------------------------------
 # onnxruntime's convolutions run on activations blocked by channels: [N, C/b, H, W, b]. A plain
-# NCHW Conv session reorders its input into that layout and its result back, at every call; ResNet-50
-# spends a tenth of its convolution time so. With the fast kernels the executor therefore keeps
+# NCHW Conv session reorders its input into that layout and its result back, at every call;
+# ResNet-50 spent a tenth of its convolution time so. With the fast kernels the executor therefore keeps
 # activations blocked from one convolution to the next: a blocked array is a 5-d float32
 # [N, C/b, H, W, b], so that no op can take it for a 4-d NCHW one. Elementwise instructions over
 # blocked operands of one shape give a blocked result (the layout does not matter to them); MaxPool
