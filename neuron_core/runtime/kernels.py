@@ -112,6 +112,10 @@ def session_kernel(instr, buffers: list, constants: list, block: int | None = No
         found = _nchwc_conv(instr, buffers, constants, block, blocked_input)
         if found is not None:
             return found
+    if instr.op == "MatMul":
+        found = _matmul_as_gemm(instr, buffers, constants)
+        if found is not None:
+            return found
     try:
         import onnxruntime as ort
         from onnx import TensorProto, helper
@@ -172,6 +176,56 @@ def session_kernel(instr, buffers: list, constants: list, block: int | None = No
             feed[name] = args[k]
         return session.run(output, feed)[0]
     run.keep = values  # the session reads the initializers' memory
+    return run, absorbed
+
+
+def _matmul_as_gemm(instr, buffers: list, constants: list):
+    """A kernel for MatMul `instr` of an activation [..., K] by a constant [K, N] weight, with the
+    bias Add (a constant [N] vector, leading 1s allowed) and Relu that may open its epilogue, as one
+    Gemm over the activation's rows: as session_kernel gives them (run, absorbed), or None for any
+    other MatMul. The bias initialises the sums instead of a pass of its own over the result, as in
+    onnxruntime's own graphs (the transformer layers' projections)."""
+    from onnx import TensorProto, helper
+    if len(instr.inputs) != 2 or None in instr.inputs:
+        return None
+    x_id, w_id = instr.inputs
+    w = constants[w_id]
+    shape = buffers[x_id].shape
+    if (constants[x_id] is not None or buffers[x_id].dtype != dtypes.FP32 or w is None
+            or w.dtype != np.float32 or w.ndim != 2 or len(shape) < 2
+            or shape[-1] != w.shape[0] or not isinstance(shape[-1], int)):
+        return None
+    k, n = w.shape
+    weights, names, absorbed = {"w": w}, ["x", "w"], 0
+    post = instr.post
+    if post and post[0]["op"] == "Add" and not post[0]["attrs"] and len(post[0]["inputs"]) == 2:
+        bias_id = [i for i in post[0]["inputs"] if i != -1]
+        bias = constants[bias_id[0]] if len(bias_id) == 1 and bias_id[0] is not None else None
+        if (bias is not None and bias.dtype == np.float32 and bias.size == n and bias.ndim >= 1
+                and bias.shape[-1] == n and bias.ndim <= len(shape)):
+            weights["b"], absorbed = bias.reshape(n), 1
+            names.append("b")
+    nodes = [helper.make_node("Gemm", names, ["y0"])]
+    if len(post) > absorbed and (post[absorbed]["op"], post[absorbed]["attrs"],
+                                 post[absorbed]["inputs"]) == ("Relu", {}, [-1]):
+        nodes.append(helper.make_node("Relu", ["y0"], ["y1"]))
+        absorbed += 1
+    graph = helper.make_graph(
+        nodes, "pe_MatMul_gemm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, k])],
+        [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, None)],
+        [_external(name, a) for name, a in weights.items()])
+    session, values = _session(graph, weights, f"MatMul ({instr.node}) as Gemm")
+    if session is None:
+        return None
+    output = [nodes[-1].output[0]]
+
+    def run(args):
+        x = args[0]
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+            return None
+        y = session.run(output, {"x": x.reshape(-1, k)})[0]
+        return y.reshape(*x.shape[:-1], n)
+    run.keep = values
     return run, absorbed
 
 

@@ -546,3 +546,33 @@ def test_a_conv_nothing_reads_blocked_runs_plain():
     neff = compile_graph(from_onnx(model), parse_compiler_args([])).to_bytes()
     with runtime.load(neff, precision="fp32") as m:
         assert not m._executor.blocked and m._executor.fast_kernels == 2
+
+
+@pytest.mark.parametrize("x_shape,bias_shape,relu", [
+    ((2, 5, 32), (12,), False), ((2, 5, 32), (1, 12), True), ((3, 2, 4, 32), (1, 1, 12), True),
+    ((7, 32), (12,), True), ((7, 32), (7, 12), False), ((7, 32), (1, 1, 12), False),
+    ((2, 5, 32), None, True)],
+    ids=["3d", "3d_relu", "4d_relu", "2d_relu", "full_bias", "bias_adds_a_dim", "no_bias"])
+def test_matmul_bias_relu_as_gemm(x_shape, bias_shape, relu):
+    """A projection (activation x constant weight, + bias, Relu) runs as one Gemm over the rows;
+    a bias that is not a plain vector over N (full, or adding a dimension) stays with the
+    executor. fp32 tight, hardware within one bf16 ulp, shapes exact."""
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    consts = {"w": (rng.standard_normal((32, 12)) / 4).astype(np.float32)}
+    nodes, last = [helper.make_node("MatMul", ["x", "w"], ["m"])], "m"
+    if bias_shape is not None:
+        consts["b"] = rng.standard_normal(bias_shape).astype(np.float32)
+        nodes.append(helper.make_node("Add", ["b", last], ["a"]))  # the bias on either side
+        last = "a"
+    if relu:
+        nodes.append(helper.make_node("Relu", [last], ["r"]))
+        last = "r"
+    nodes.append(helper.make_node("Identity", [last], ["y"]))
+    model = _model(nodes, {"x": x}, ["y"], consts)
+    compiled = compile_graph(from_onnx(model), parse_compiler_args([]))
+    matmul, = [i for i in compiled.program.instrs if i.op == "MatMul"]
+    widens = bias_shape is not None and len(bias_shape) > len(x_shape)
+    if not widens:  # (a bias that adds a dimension is an instruction of its own)
+        assert len(matmul.post) == (bias_shape is not None) + relu  # the epilogue is fused
+    _check(model, {"x": x}, expect_fast=1)
