@@ -81,33 +81,38 @@ def _writable_f32(x) -> bool:
             and x.flags.writeable)
 
 
-_BF16_KERNEL: list = []
+def compiled(build):
+    """A function returning the kernel `build(njit)` compiles (built on the first call, once), or
+    None without numba; the callers keep a NumPy path for that case."""
+    built: list = []
+
+    def kernel():
+        if not built:
+            try:
+                from numba import njit
+            except ImportError:
+                built.append(None)
+            else:
+                built.append(build(njit))
+        return built[0]
+    kernel.__doc__ = build.__doc__
+    return kernel
 
 
-def bf16_kernel():
+@compiled
+def bf16_kernel(njit):
     """A compiled in-place float32 -> bfloat16 -> float32 rounding over the uint32 view, or None
     without numba. Bit for bit the same as ml_dtypes (RNE; overflow to inf; a NaN becomes the quiet
     NaN of its sign) in about a fifth of the time: one pass, no temporaries."""
-    if not _BF16_KERNEL:
-        try:
-            from numba import njit
-        except ImportError:
-            _BF16_KERNEL.append(None)
-            return None
-
-        @njit(nogil=True, cache=True)
-        def round_bf16(u):
-            for i in range(u.size):
-                v = u[i]
-                rounded = (v + np.uint32(0x7FFF) + ((v >> np.uint32(16)) & np.uint32(1))) \
-                    & np.uint32(0xFFFF0000)
-                quiet_nan = (v & np.uint32(0x80000000)) | np.uint32(0x7FC00000)
-                u[i] = quiet_nan if (v & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) else rounded
-        _BF16_KERNEL.append(round_bf16)
-    return _BF16_KERNEL[0]
-
-
-_LOOKUP_KERNEL: list = []
+    @njit(nogil=True, cache=True)
+    def round_bf16(u):
+        for i in range(u.size):
+            v = u[i]
+            rounded = (v + np.uint32(0x7FFF) + ((v >> np.uint32(16)) & np.uint32(1))) \
+                & np.uint32(0xFFFF0000)
+            quiet_nan = (v & np.uint32(0x80000000)) | np.uint32(0x7FC00000)
+            u[i] = quiet_nan if (v & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) else rounded
+    return round_bf16
 
 
 def bf16_lookup(x: np.ndarray, table: np.ndarray) -> np.ndarray | None:
@@ -127,25 +132,18 @@ def bf16_lookup(x: np.ndarray, table: np.ndarray) -> np.ndarray | None:
     return out if kernel(x.reshape(-1).view(np.uint32), table, out.reshape(-1)) else None
 
 
-def _lookup_kernel():
+@compiled
+def _lookup_kernel(njit):
     """The compiled bf16_lookup (a pass that checks every low half is zero, then a gather), or
     None without numba."""
-    if not _LOOKUP_KERNEL:
-        try:
-            from numba import njit
-        except ImportError:
-            _LOOKUP_KERNEL.append(None)
-            return None
-
-        @njit(nogil=True, cache=True)
-        def lookup(u, table, out):
-            low = np.uint32(0)
-            for i in range(u.size):
-                low |= u[i] & np.uint32(0xFFFF)
-            if low:
-                return False
-            for i in range(u.size):
-                out[i] = table[u[i] >> np.uint32(16)]
-            return True
-        _LOOKUP_KERNEL.append(lookup)
-    return _LOOKUP_KERNEL[0]
+    @njit(nogil=True, cache=True)
+    def lookup(u, table, out):
+        low = np.uint32(0)
+        for i in range(u.size):
+            low |= u[i] & np.uint32(0xFFFF)
+        if low:
+            return False
+        for i in range(u.size):
+            out[i] = table[u[i] >> np.uint32(16)]
+        return True
+    return lookup

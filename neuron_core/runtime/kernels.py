@@ -310,10 +310,8 @@ def _plain_f32(a) -> bool:
     return isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
 
 
-_FUSED: list = []
-
-
-def _fused_elementwise():
+@dtypes.compiled
+def _fused_elementwise(njit):
     """The compiled kernel behind vector_kernel, or None without numba.
 
     `kernel(a, b, out, binary, bf16, relu)`: out = relu?(round?(a op b)) with op -1 (a alone), 0
@@ -324,64 +322,52 @@ def _fused_elementwise():
     bit the reference: np.add/subtract/multiply/divide in float32, then the bf16 rounding of
     dtypes.round_to, then np.maximum(x, 0) (NaN stays NaN, -0 and negatives become +0).
     """
-    if not _FUSED:
-        try:
-            from numba import njit
-        except ImportError:
-            _FUSED.append(None)
-            return None
+    round_bf16 = dtypes.bf16_kernel()
 
-        @njit(nogil=True, cache=True, error_model="numpy")
-        def fused(a, b, out, binary, bf16, relu):
-            scratch = np.empty(_CHUNK, np.float32)
-            bits = scratch.view(np.uint32)
-            zero = np.float32(0)
-            single_a = np.full(_CHUNK, a[0], np.float32)  # a broadcast value, as a chunk
-            single_b = np.full(_CHUNK, b[0], np.float32)
-            for start in range(0, out.size, _CHUNK):
-                n = min(_CHUNK, out.size - start)
-                x = single_a[:n] if a.size == 1 else a[start:start + n]
-                y = single_b[:n] if b.size == 1 else b[start:start + n]
-                z = out[start:start + n]
-                if binary == 0:
-                    for i in range(n):
-                        scratch[i] = x[i] + y[i]
-                elif binary == 1:
-                    for i in range(n):
-                        scratch[i] = x[i] - y[i]
-                elif binary == 2:
-                    for i in range(n):
-                        scratch[i] = x[i] * y[i]
-                elif binary == 3:
-                    for i in range(n):
-                        scratch[i] = x[i] / y[i]
-                else:
-                    for i in range(n):
-                        scratch[i] = x[i]
-                if bf16:
-                    for i in range(n):
-                        v = bits[i]
-                        rounded = (v + np.uint32(0x7FFF) + ((v >> np.uint32(16)) & np.uint32(1))) \
-                            & np.uint32(0xFFFF0000)
-                        quiet_nan = (v & np.uint32(0x80000000)) | np.uint32(0x7FC00000)
-                        bits[i] = quiet_nan if (v & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) \
-                            else rounded
-                if relu:
-                    for i in range(n):
-                        v = scratch[i]
-                        z[i] = zero if v <= zero else v
-                else:
-                    for i in range(n):
-                        z[i] = scratch[i]
-        _FUSED.append(fused)
-    return _FUSED[0]
+    @njit(nogil=True, cache=True, error_model="numpy")
+    def fused(a, b, out, binary, bf16, relu):
+        scratch = np.empty(_CHUNK, np.float32)
+        bits = scratch.view(np.uint32)
+        zero = np.float32(0)
+        single_a = np.full(_CHUNK, a[0], np.float32)  # a broadcast value, as a chunk
+        single_b = np.full(_CHUNK, b[0], np.float32)
+        for start in range(0, out.size, _CHUNK):
+            n = min(_CHUNK, out.size - start)
+            x = single_a[:n] if a.size == 1 else a[start:start + n]
+            y = single_b[:n] if b.size == 1 else b[start:start + n]
+            z = out[start:start + n]
+            if binary == 0:
+                for i in range(n):
+                    scratch[i] = x[i] + y[i]
+            elif binary == 1:
+                for i in range(n):
+                    scratch[i] = x[i] - y[i]
+            elif binary == 2:
+                for i in range(n):
+                    scratch[i] = x[i] * y[i]
+            elif binary == 3:
+                for i in range(n):
+                    scratch[i] = x[i] / y[i]
+            else:
+                for i in range(n):
+                    scratch[i] = x[i]
+            if bf16:
+                round_bf16(bits[:n])
+            if relu:
+                for i in range(n):
+                    v = scratch[i]
+                    z[i] = zero if v <= zero else v
+            else:
+                for i in range(n):
+                    z[i] = scratch[i]
+    return fused
 
 
 # -- the blocked (NCHWc) layout -------------------------------------------------------------------
 # onnxruntime's convolutions run on activations blocked by channels: [N, C/b, H, W, b]. A plain
 # NCHW Conv session reorders its input into that layout and its result back, at every call;
-# ResNet-50 spent a tenth of its convolution time so. With the fast kernels the executor therefore keeps
-# activations blocked from one convolution to the next: a blocked array is a 5-d float32
+# ResNet-50 spent a tenth of its convolution time so. With the fast kernels the executor therefore
+# keeps activations blocked from one convolution to the next: a blocked array is a 5-d float32
 # [N, C/b, H, W, b], so that no op can take it for a 4-d NCHW one. Elementwise instructions over
 # blocked operands of one shape give a blocked result (the layout does not matter to them); MaxPool
 # has a blocked kernel; every other reader gets it back in NCHW (see Executor).
