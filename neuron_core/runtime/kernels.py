@@ -407,20 +407,19 @@ def _probe_block() -> int | None:
     w = rng.standard_normal((channels, channels, 1, 1)).astype(np.float32)
     expected = np.einsum("oi,nihw->nohw", w[:, :, 0, 0], x)
     for block in (8, 16):
+        filt = _block_filter(w, block, 1)
         graph = helper.make_graph(
             [helper.make_node("Conv", ["x", "w"], ["y"], domain=_NCHWC)], "probe",
             [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-            [_external("w", _block_filter(w, block, 1))])
-        session, keep = _session(graph, {"w": _block_filter(w, block, 1)}, "the layout probe")
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [_external("w", filt)])
+        session, keep = _session(graph, {"w": filt}, "the layout probe")
         if session is None:
             return None
         try:
-            got = session.run(None, {"x": to_blocked(x, block).reshape(x.shape)})[0]
+            got = session.run(None, {"x": _as_4d(to_blocked(x, block))})[0]
         except Exception:  # noqa: BLE001 - a layout it refuses is not its layout
             continue
-        if np.allclose(to_plain(got.reshape(to_blocked(x, block).shape)), expected,
-                       rtol=1e-4, atol=1e-4):
+        if np.allclose(to_plain(_blocked_result(got, block)), expected, rtol=1e-4, atol=1e-4):
             return block
     return None
 
