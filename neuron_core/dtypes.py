@@ -64,12 +64,13 @@ def round_to(x: np.ndarray, dtype: str, inplace: bool = False) -> np.ndarray:
     as it is and a new array returned.
     """
     if dtype == BF16:
-        kernel = bf16_kernel()
-        if kernel is None:
-            return x.astype(ml_dtypes.bfloat16).astype(np.float32)
+        compiled = jit()
+        if compiled is None:
+            with np.errstate(over="ignore", invalid="ignore"):
+                return x.astype(ml_dtypes.bfloat16).astype(np.float32)
         if not (inplace and _writable_f32(x)):
             x = np.array(x, np.float32, order="C")  # a copy: the caller's array stays as it was
-        kernel(x.reshape(-1).view(np.uint32))
+        compiled.round_bf16(x.reshape(-1).view(np.uint32))
         return x
     if dtype == FP16:
         return x.astype(np.float16).astype(np.float32)
@@ -81,38 +82,26 @@ def _writable_f32(x) -> bool:
             and x.flags.writeable)
 
 
-def compiled(build):
-    """A function returning the kernel `build(njit)` compiles (built on the first call, once), or
-    None without numba; the callers keep a NumPy path for that case."""
-    built: list = []
-
-    def kernel():
-        if not built:
-            try:
-                from numba import njit
-            except ImportError:
-                built.append(None)
-            else:
-                built.append(build(njit))
-        return built[0]
-    kernel.__doc__ = build.__doc__
-    return kernel
+def load_jit() -> None:
+    """Import numba (when installed), so that the compiled kernels serve from now on (see jit)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        pass
 
 
-@compiled
-def bf16_kernel(njit):
-    """A compiled in-place float32 -> bfloat16 -> float32 rounding over the uint32 view, or None
-    without numba. Bit for bit the same as ml_dtypes (RNE; overflow to inf; a NaN becomes the quiet
-    NaN of its sign) in about a fifth of the time: one pass, no temporaries."""
-    @njit(nogil=True, cache=True)
-    def round_bf16(u):
-        for i in range(u.size):
-            v = u[i]
-            rounded = (v + np.uint32(0x7FFF) + ((v >> np.uint32(16)) & np.uint32(1))) \
-                & np.uint32(0xFFFF0000)
-            quiet_nan = (v & np.uint32(0x80000000)) | np.uint32(0x7FC00000)
-            u[i] = quiet_nan if (v & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) else rounded
-    return round_bf16
+def jit():
+    """The compiled kernels (neuron_core._jit), or None: without numba, or while nothing in the
+    process has loaded numba. Importing numba takes about half a second, so nothing that loads or
+    runs a model on the whole-program kernels asks for it (the NumPy paths serve meanwhile, bit
+    for bit the same); the instruction and reference executors call load_jit."""
+    if "numba" not in sys.modules:
+        return None
+    try:
+        from . import _jit
+    except ImportError:
+        return None
+    return _jit
 
 
 def bf16_lookup(x: np.ndarray, table: np.ndarray) -> np.ndarray | None:
@@ -122,28 +111,12 @@ def bf16_lookup(x: np.ndarray, table: np.ndarray) -> np.ndarray | None:
     `table` is float32 with 65536 entries."""
     if x.dtype != np.float32 or not x.flags.c_contiguous or sys.byteorder != "little":
         return None
-    kernel = _lookup_kernel()
-    if kernel is None:
+    compiled = jit()
+    if compiled is None:
         halves = x.reshape(-1).view(np.uint16)  # little-endian: low half, high half of each value
         if halves[0::2].any():
             return None
         return np.take(table, halves[1::2]).reshape(x.shape)
     out = np.empty_like(x)
-    return out if kernel(x.reshape(-1).view(np.uint32), table, out.reshape(-1)) else None
-
-
-@compiled
-def _lookup_kernel(njit):
-    """The compiled bf16_lookup (a pass that checks every low half is zero, then a gather), or
-    None without numba."""
-    @njit(nogil=True, cache=True)
-    def lookup(u, table, out):
-        low = np.uint32(0)
-        for i in range(u.size):
-            low |= u[i] & np.uint32(0xFFFF)
-        if low:
-            return False
-        for i in range(u.size):
-            out[i] = table[u[i] >> np.uint32(16)]
-        return True
-    return lookup
+    return out if compiled.bf16_lookup(x.reshape(-1).view(np.uint32), table, out.reshape(-1)) \
+        else None

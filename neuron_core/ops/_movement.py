@@ -62,6 +62,7 @@ class Movement(Op):
     """Data movement: exact, dtype-preserving; the output shape follows from the first input's
     shape, the constant shape-parameter inputs (`static_inputs`) and the attributes."""
 
+    graph_kernel = "exact"
     engine = "dma"
     arithmetic = False
     exact = True

@@ -24,17 +24,23 @@ class _Ufunc(Unary):
 class Relu(Unary):
     """max(x, 0), elementwise."""
 
+    graph_kernel = "exact"
     exact = True
     writes_out = True
 
     def reference(self, x, out=None):
         return np.maximum(x, 0, out=out).astype(x.dtype, copy=False)
 
+    def graph(self, b, inputs, attrs, outputs):
+        # onnxruntime's Relu keeps -0 where np.maximum gives +0; its Max(x, 0) gives these bits
+        return b.node("Max", [inputs[0], b.const(np.zeros((), np.float32), "zero")])
+
 
 @register_op("LeakyRelu")
 class LeakyRelu(Unary):
     """x if x >= 0 else alpha * x."""
 
+    graph_kernel = "probed"
     defaults = {"alpha": 0.01}
     flops_per_element = 2
 
@@ -57,6 +63,7 @@ class PRelu(Binary):
 class Elu(Unary):
     """x if x > 0 else alpha * (exp(x) - 1)."""
 
+    graph_kernel = "probed"
     defaults = {"alpha": 1.0}
     flops_per_element = 4
 
@@ -68,6 +75,7 @@ class Elu(Unary):
 class Selu(Unary):
     """gamma * x if x > 0 else gamma * alpha * (exp(x) - 1)."""
 
+    graph_kernel = "probed"
     defaults = {"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875}
     flops_per_element = 5
 
@@ -80,6 +88,7 @@ class Selu(Unary):
 class Sigmoid(Unary):
     """1 / (1 + exp(-x))."""
 
+    graph_kernel = "probed"
     flops_per_element = 4
 
     def reference(self, x):
@@ -95,6 +104,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class Tanh(_Ufunc):
     """tanh(x)."""
 
+    graph_kernel = "probed"
     flops_per_element = 4
     fn = np.tanh
 
@@ -111,6 +121,7 @@ def _erf(x: np.ndarray) -> np.ndarray:
 class Erf(Unary):
     """The error function erf(x)."""
 
+    graph_kernel = "probed"
     flops_per_element = 8
 
     def reference(self, x):
@@ -121,6 +132,7 @@ class Erf(Unary):
 class Gelu(Unary):
     """x * Phi(x); approximate='tanh' uses 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
 
+    graph_kernel = "probed"
     defaults = {"approximate": "none"}
     flops_per_element = 8
 
@@ -162,6 +174,8 @@ class _Softmax(Unary):
 class Softmax(_Softmax):
     """exp(x) / sum(exp(x)) along `axis`."""
 
+    graph_kernel = "summed"
+
     def reference(self, x, axis):
         # a row of -inf only (every key masked) gives NaN, as in onnxruntime; the graphs that
         # build such rows replace them afterwards, so numpy need not warn about it
@@ -185,6 +199,7 @@ class LogSoftmax(_Softmax):
 class Clip(Unary):
     """min(max(x, min), max); min and max are optional scalar inputs."""
 
+    graph_kernel = "probed"
     exact = True
     input_dtypes = (FLOATS + INDEX,)
     flops_per_element = 2
@@ -201,6 +216,7 @@ class Clip(Unary):
 class HardSigmoid(Unary):
     """max(0, min(1, alpha * x + beta))."""
 
+    graph_kernel = "probed"
     defaults = {"alpha": 0.2, "beta": 0.5}
     flops_per_element = 4
 
@@ -212,6 +228,7 @@ class HardSigmoid(Unary):
 class HardSwish(Unary):
     """x * max(0, min(1, x / 6 + 0.5))."""
 
+    graph_kernel = "probed"
     flops_per_element = 5
 
     def reference(self, x):
@@ -223,6 +240,7 @@ class HardSwish(Unary):
 class Softplus(Unary):
     """log(exp(x) + 1)."""
 
+    graph_kernel = "probed"
     flops_per_element = 4
 
     def reference(self, x):
@@ -233,6 +251,7 @@ class Softplus(Unary):
 class Sqrt(_Ufunc):
     """sqrt(x)."""
 
+    graph_kernel = "exact"
     fn = np.sqrt
 
 
@@ -240,6 +259,7 @@ class Sqrt(_Ufunc):
 class Reciprocal(_Ufunc):
     """1 / x."""
 
+    graph_kernel = "exact"
     fn = np.reciprocal
 
 
@@ -247,6 +267,7 @@ class Reciprocal(_Ufunc):
 class Exp(_Ufunc):
     """exp(x)."""
 
+    graph_kernel = "probed"
     flops_per_element = 4
     fn = np.exp
 
@@ -255,6 +276,7 @@ class Exp(_Ufunc):
 class Log(_Ufunc):
     """Natural logarithm log(x)."""
 
+    graph_kernel = "probed"
     flops_per_element = 4
     fn = np.log
 
@@ -263,6 +285,7 @@ class Log(_Ufunc):
 class Neg(_Ufunc):
     """-x; also on integers, so it runs on the VectorEngine."""
 
+    graph_kernel = "exact"
     engine = "vector"
     exact = True
     input_dtypes = (FLOATS + INDEX,)
@@ -273,6 +296,7 @@ class Neg(_Ufunc):
 class Abs(_Ufunc):
     """|x|; also on integers, so it runs on the VectorEngine."""
 
+    graph_kernel = "exact"
     engine = "vector"
     exact = True
     input_dtypes = (FLOATS + INDEX,)

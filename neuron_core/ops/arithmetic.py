@@ -13,6 +13,7 @@ from .registry import INDEX, FLOATS, register_op
 class _IndexArith(Binary):
     """Binary arithmetic that also serves integer shape computations: one numpy ufunc."""
 
+    graph_kernel = "exact"
     input_dtypes = (FLOATS + INDEX,)
     writes_out = True
     fn: ClassVar[np.ufunc]
@@ -80,6 +81,7 @@ class _Fold(Variadic):
 class Max(_Fold):
     """Elementwise maximum of all inputs, broadcast."""
 
+    graph_kernel = "exact"
     exact = True
     input_dtypes = (FLOATS + INDEX,)
     fold = np.maximum
@@ -89,6 +91,7 @@ class Max(_Fold):
 class Min(_Fold):
     """Elementwise minimum of all inputs, broadcast."""
 
+    graph_kernel = "exact"
     exact = True
     input_dtypes = (FLOATS + INDEX,)
     fold = np.minimum

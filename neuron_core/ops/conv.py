@@ -65,6 +65,7 @@ def _depthwise(x: np.ndarray, w: np.ndarray, win: Window) -> np.ndarray:
 class Conv(Op):
     """N-D convolution (cross-correlation) with groups, strides, dilations and padding."""
 
+    graph_kernel = "summed"
     engine = "pe"
     defaults = {**WINDOW_DEFAULTS, "group": 1, "kernel_shape": None}
 
@@ -119,6 +120,7 @@ def transpose_window(spatial, kernel, attrs: dict) -> Window:
 class ConvTranspose(Op):
     """N-D transposed convolution (gradient of Conv) with groups, output_padding, output_shape."""
 
+    graph_kernel = "summed"
     engine = "pe"
     defaults = {**WINDOW_DEFAULTS, "group": 1, "kernel_shape": None, "output_padding": None,
                 "output_shape": None}

@@ -16,6 +16,7 @@ BOOL = ("bool",)
 class Where(Binary):
     """x where cond else y, all three broadcast together."""
 
+    graph_kernel = "exact"
     exact = True
     input_dtypes = (BOOL, FLOATS + INDEX)
 
@@ -30,6 +31,7 @@ class Where(Binary):
 class _Mask(Compare):
     """A boolean mask from two broadcast inputs by exactly one numpy ufunc."""
 
+    graph_kernel = "exact"
     fn: ClassVar[np.ufunc]
 
     def reference(self, a, b):
@@ -76,6 +78,7 @@ class GreaterOrEqual(_Mask):
 class Not(Unary):
     """Logical not of a boolean mask."""
 
+    graph_kernel = "exact"
     engine = "vector"
     input_dtypes = (BOOL,)
 

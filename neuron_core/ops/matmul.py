@@ -26,6 +26,7 @@ def _contract(a, b) -> tuple:
 class MatMul(Op):
     """Matrix product with numpy semantics: 1-D operands promoted, batch dims broadcast."""
 
+    graph_kernel = "summed"
     engine = "pe"
 
     def infer(self, node, types):
@@ -47,6 +48,7 @@ class MatMul(Op):
 class Gemm(Op):
     """alpha * A' @ B' + beta * C for 2-D A, B (optionally transposed) and broadcast C."""
 
+    graph_kernel = "summed"
     engine = "pe"
     defaults = {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0}
 

@@ -25,6 +25,7 @@ class _Move(Op):
 class Cast(Op):
     """x converted to the dtype `to`; float to integer truncates toward zero."""
 
+    graph_kernel = "exact"
     arithmetic = False
     input_dtypes = (FLOATS + INDEX + ("int8", "uint8", "bool"),)
 
@@ -48,11 +49,22 @@ class Cast(Op):
         with np.errstate(invalid="ignore"):   # NaN and out-of-range floats to int: as in C
             return x.astype(dtypes.to_numpy(target), copy=False)
 
+    def graph(self, b, inputs, attrs, outputs):
+        from onnx import TensorProto
+        target = ONNX_DTYPES[attrs["to"]]
+        if target in (dtypes.FP16, dtypes.BF16):  # rounded, in a float32 container
+            low, = b.node("Cast", inputs, attrs)
+            return b.node("Cast", [low], {"to": TensorProto.FLOAT})
+        if dtypes.is_float(target):
+            return b.node("Cast", inputs, {"to": TensorProto.FLOAT})
+        return b.node("Cast", inputs, attrs)
+
 
 @register_op("Identity")
 class Identity(_Move, Unary):
     """The input, unchanged."""
 
+    graph_kernel = "exact"
     exact = True
 
     def reference(self, x):
@@ -62,6 +74,8 @@ class Identity(_Move, Unary):
 @register_op("Dropout")
 class Dropout(_Move):
     """Inference-mode dropout: the input unchanged, and an all-true mask as optional output 1."""
+
+    graph_kernel = "exact"
 
     def infer(self, node, types):
         mask = TensorType(types[0].shape, "bool")
@@ -82,6 +96,7 @@ class Dropout(_Move):
 class Shape(_Move):
     """The input's shape as int64, sliced by `start` and `end` (opset 15)."""
 
+    graph_kernel = "exact"
     defaults = {"start": 0, "end": None}
 
     def infer(self, node, types):

@@ -67,6 +67,7 @@ def separable_max(xp: np.ndarray, win: Window) -> np.ndarray:
 class MaxPool(_Pool):
     """Maximum over each window (padding never wins)."""
 
+    graph_kernel = "exact"
     exact = True
 
     defaults = {**_Pool.defaults, "storage_order": 0}
@@ -93,6 +94,7 @@ class MaxPool(_Pool):
 class AveragePool(_Pool):
     """Mean over each window; count_include_pad chooses whether padding counts in the divisor."""
 
+    graph_kernel = "summed"
     defaults = {**_Pool.defaults, "count_include_pad": 0}
 
     def reference(self, x, **attrs):
@@ -132,6 +134,8 @@ class _GlobalPool(Op):
 @register_op("GlobalAveragePool")
 class GlobalAveragePool(_GlobalPool):
     """Mean over all spatial positions."""
+
+    graph_kernel = "summed"
 
     def reference(self, x):
         return self.pooled(x, np.mean)

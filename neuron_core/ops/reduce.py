@@ -54,6 +54,7 @@ class _Reduce(Op):
 class ReduceSum(_Reduce):
     """Sum over `axes`."""
 
+    graph_kernel = "summed"
     input_dtypes = (FLOATS + INDEX,)
     fn = staticmethod(np.sum)
 
@@ -62,6 +63,7 @@ class ReduceSum(_Reduce):
 class ReduceMean(_Reduce):
     """Mean over `axes`."""
 
+    graph_kernel = "summed"
     fn = staticmethod(np.mean)
 
 

@@ -82,6 +82,11 @@ class Op:
     #: `reference` takes `out=`: a float32 array of the output's shape to write the result into
     #: (one of the inputs, given up by the caller), saving an allocation on the epilogue path
     writes_out: ClassVar[bool] = False
+    #: how the whole-program kernels (runtime/graph.py) run it: "exact" (onnxruntime's kernel of
+    #: the ONNX op gives the reference's bits), "summed" (the same fp32 terms summed in another
+    #: order), "probed" (an elementwise function checked against the reference on every stored
+    #: value at load), or None (on the reference, between graphs)
+    graph_kernel: ClassVar[str | None] = None
 
     def attrs(self, node: Node) -> dict:
         if not self.defaults:
@@ -137,6 +142,17 @@ class Op:
     # -- lowering and cost ------------------------------------------------------------------------
     def lower(self, ctx, node: Node) -> None:
         ctx.emit(node, engine=self.engine)
+
+    def graph_takes(self, attrs: dict) -> bool:
+        """Whether the whole-program kernels run this op with these attributes (an op whose
+        ONNX form has no node for some attribute values says no to those)."""
+        return self.graph_kernel is not None
+
+    def graph(self, b, inputs: list, attrs: dict, outputs: int) -> list:
+        """Emit this op into a whole-program graph (runtime/graph.Builder `b`) reading tensors
+        `inputs` with attributes `attrs`; returns its output tensor names. By default the ONNX
+        node of the same name."""
+        return b.node(self.name, inputs, attrs, outputs=outputs)
 
     def cost(self, node: Node) -> Cost:
         out_elems = sum(_numel(o) for o in node.outputs)

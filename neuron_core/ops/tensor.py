@@ -249,6 +249,12 @@ class SpaceToDepth(Movement):
             raise ValueError(f"spatial dims {h}x{w} do not divide into {blocksize}-blocks")
         return n, c * blocksize ** 2, h // blocksize, w // blocksize
 
+    def graph_takes(self, attrs):
+        return attrs.get("mode", "DCR") == "DCR"  # onnxruntime's SpaceToDepth has no CRD mode
+
+    def graph(self, b, inputs, attrs, outputs):
+        return b.node("SpaceToDepth", inputs, {"blocksize": attrs["blocksize"]})
+
     def reference(self, x, blocksize, mode="DCR"):
         n, c, h, w = x.shape
         b = blocksize

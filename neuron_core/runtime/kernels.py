@@ -37,7 +37,7 @@ from ..errors import NeuronError
 
 log = logging.getLogger("Neuron")
 
-KERNELS = ("fast", "reference")
+KERNELS = ("fast", "instruction", "reference")
 
 #: the instructions onnxruntime's kernels compute with the same (ONNX) semantics in fp32: the
 #: TensorEngine's, and the row reductions of the Vector engine (their fp32 sums in another order)
@@ -254,13 +254,12 @@ def _session(graph, weights: dict, what: str):
 #: VectorEngine ops the fused elementwise kernel computes (float32 operands of one shape, or one
 #: of them a single value)
 _BINARY = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3}
-_CHUNK = 2048  # elements per pass: the chunk stays in L1 between the passes
 
 
 def vector_kernel(instr, rounds: list):
     """A fast kernel for elementwise instruction `instr` (Add, Sub, Mul or Div, or Relu, each with
     an optional fused Relu) whose output is rounded to `rounds[0]` (None, or bfloat16), or None
-    for any other instruction.
+    for any other instruction and while the compiled kernels are not loaded (dtypes.jit).
 
     Returns `run(args, out)`: the rounded result, written into `out` (an array the caller owns,
     which may be one of the arguments) or a new array when `out` is None or not of the result's
@@ -280,9 +279,10 @@ def vector_kernel(instr, rounds: list):
     if post not in ([], ["Relu"]) or (instr.post and instr.post[0]["attrs"]):
         return None
     relu = instr.op == "Relu" or bool(post)
-    kernel = _fused_elementwise()
-    if kernel is None:
+    compiled = dtypes.jit()
+    if compiled is None:
         return None
+    kernel = compiled.fused_elementwise
     bf16 = rounds[0] == dtypes.BF16
 
     def run(args, out):
@@ -308,59 +308,6 @@ def vector_kernel(instr, rounds: list):
 
 def _plain_f32(a) -> bool:
     return isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
-
-
-@dtypes.compiled
-def _fused_elementwise(njit):
-    """The compiled kernel behind vector_kernel, or None without numba.
-
-    `kernel(a, b, out, binary, bf16, relu)`: out = relu?(round?(a op b)) with op -1 (a alone), 0
-    (+), 1 (-), 2 (*) or 3 (/); `a` or `b` may have a single element, broadcast. It runs chunk by
-    chunk through a scratch array: every loop reads one array and writes another, so each
-    vectorises even when `out` is `a` or `b` (a loop that rewrote its input in place with
-    "x if x > 0 else 0" would be turned into masked stores, which are slow on some CPUs). Bit for
-    bit the reference: np.add/subtract/multiply/divide in float32, then the bf16 rounding of
-    dtypes.round_to, then np.maximum(x, 0) (NaN stays NaN, -0 and negatives become +0).
-    """
-    round_bf16 = dtypes.bf16_kernel()
-
-    @njit(nogil=True, cache=True, error_model="numpy")
-    def fused(a, b, out, binary, bf16, relu):
-        scratch = np.empty(_CHUNK, np.float32)
-        bits = scratch.view(np.uint32)
-        zero = np.float32(0)
-        single_a = np.full(_CHUNK, a[0], np.float32)  # a broadcast value, as a chunk
-        single_b = np.full(_CHUNK, b[0], np.float32)
-        for start in range(0, out.size, _CHUNK):
-            n = min(_CHUNK, out.size - start)
-            x = single_a[:n] if a.size == 1 else a[start:start + n]
-            y = single_b[:n] if b.size == 1 else b[start:start + n]
-            z = out[start:start + n]
-            if binary == 0:
-                for i in range(n):
-                    scratch[i] = x[i] + y[i]
-            elif binary == 1:
-                for i in range(n):
-                    scratch[i] = x[i] - y[i]
-            elif binary == 2:
-                for i in range(n):
-                    scratch[i] = x[i] * y[i]
-            elif binary == 3:
-                for i in range(n):
-                    scratch[i] = x[i] / y[i]
-            else:
-                for i in range(n):
-                    scratch[i] = x[i]
-            if bf16:
-                round_bf16(bits[:n])
-            if relu:
-                for i in range(n):
-                    v = scratch[i]
-                    z[i] = zero if v <= zero else v
-            else:
-                for i in range(n):
-                    z[i] = scratch[i]
-    return fused
 
 
 # -- the blocked (NCHWc) layout -------------------------------------------------------------------
@@ -451,13 +398,12 @@ def _block_filter(w: np.ndarray, block: int, group: int) -> np.ndarray:
     return np.ascontiguousarray(order).reshape(w.shape)
 
 
-def _nchwc_conv(instr, buffers: list, constants: list, block: int, blocked_input: bool):
-    """A blocked-layout kernel for Conv `instr` (see session_kernel), or None when it is not one the
-    blocked kernels take: 2-d, float32 constant filter and bias, output channels a multiple of the
-    block, input channels too (or fewer than the block, read in NCHW), group 1 or depthwise, and an
-    epilogue of elementwise ops whose other operands are scalars (a leading Relu runs in the kernel,
-    the rest in the executor, on the blocked result)."""
-    from onnx import TensorProto, helper
+def nchwc_conv_plan(instr, buffers: list, constants: list, block: int, blocked_input: bool):
+    """How the blocked kernels take Conv `instr`: (its ONNX attributes, whether a Relu opens its
+    epilogue, whether it reads its input in NCHW), or None when they do not take it: 2-d, float32
+    constant filter and bias, output channels a multiple of the block, input channels too (or
+    fewer than the block, read in NCHW), group 1 or depthwise, and an epilogue of elementwise ops
+    whose other operands are scalars (run on the blocked result)."""
     x_id, w_id = instr.inputs[0], instr.inputs[1]
     b_id = instr.inputs[2] if len(instr.inputs) > 2 else None
     w = constants[w_id] if w_id is not None else None
@@ -480,7 +426,22 @@ def _nchwc_conv(instr, buffers: list, constants: list, block: int, blocked_input
     if (out_c % block or (group != 1 and not depthwise) or not isinstance(in_c, int)
             or (in_c % block and (in_c >= block or depthwise or blocked_input))):
         return None
-    plain_input = in_c < block
+    return attrs, relu, in_c < block
+
+
+def _nchwc_conv(instr, buffers: list, constants: list, block: int, blocked_input: bool):
+    """A blocked-layout kernel for Conv `instr` (see session_kernel), or None when it is not one the
+    blocked kernels take (see nchwc_conv_plan): a leading Relu runs in the kernel, the rest of the
+    epilogue in the executor, on the blocked result."""
+    from onnx import TensorProto, helper
+    found = nchwc_conv_plan(instr, buffers, constants, block, blocked_input)
+    if found is None:
+        return None
+    attrs, relu, plain_input = found
+    x_id, w_id = instr.inputs[0], instr.inputs[1]
+    b_id = instr.inputs[2] if len(instr.inputs) > 2 else None
+    w, group = constants[w_id], attrs.get("group", 1)
+    bias = constants[b_id] if b_id is not None else None
     weights = {"w": _block_filter(w, block, group)}
     names = ["x", "w"]
     if bias is not None:
@@ -513,15 +474,24 @@ def _nchwc_conv(instr, buffers: list, constants: list, block: int, blocked_input
     return run, int(relu)
 
 
+def nchwc_pool_attrs(instr) -> dict | None:
+    """The attributes of MaxPool `instr` for the blocked kernel, or None when it takes no such
+    pool (an epilogue, a second output, a storage order)."""
+    if instr.op != "MaxPool" or instr.post or len(instr.outputs) != 1:
+        return None
+    attrs = {k: v for k, v in instr.attrs.items() if v is not None}
+    if attrs.pop("storage_order", 0) or set(attrs) - _POOL_ATTRS:
+        return None
+    return attrs
+
+
 def nchwc_pool(instr, block: int | None):
     """A blocked-layout kernel for a MaxPool of blocked input, as session_kernel gives them (run,
     absorbed), or None. The maximum is exact, so it is the reference's result bit for bit; but
     onnxruntime's blocked maximum drops NaN, so an input holding one goes to the reference (NaN
     wins, as in np.maximum)."""
-    if not block or instr.op != "MaxPool" or instr.post or len(instr.outputs) != 1:
-        return None
-    attrs = {k: v for k, v in instr.attrs.items() if v is not None}
-    if attrs.pop("storage_order", 0) or set(attrs) - _POOL_ATTRS:
+    attrs = nchwc_pool_attrs(instr) if block else None
+    if attrs is None:
         return None
     from onnx import TensorProto, helper
     try:

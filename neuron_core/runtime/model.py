@@ -21,7 +21,7 @@ from .. import dtypes
 from ..compiler.program import Program
 from ..errors import BadInputError, NeffFormatError, NeuronError
 from .device import get_device_manager
-from .executor import PRECISIONS, Executor
+from .executor import PRECISIONS, Executor, GraphExecutor
 from .kernels import choose as choose_kernels
 from .state import process_state
 
@@ -50,7 +50,10 @@ class Model:
         self.allocation = get_device_manager().allocate(
             int(self.program.memory.get("total_bytes", 0)), owner=owner, core=core)
         try:
-            self._executor = Executor(self.program, neff.weights, precision, kernels_)
+            if kernels_ == "fast":
+                self._executor = GraphExecutor(self.program, neff, precision)
+            else:
+                self._executor = Executor(self.program, neff.weights, precision, kernels_)
         except BaseException:
             get_device_manager().free(self.allocation)
             raise

@@ -17,13 +17,18 @@ from neuron_core import NeuronError, dtypes, runtime
 from neuron_core.compiler import compile_graph, parse_compiler_args
 from neuron_core.frontends.onnx import from_onnx
 from neuron_core.models.builders import resnet
+from neuron_core.runtime import kernels
 from neuron_core.runtime.device import reset_device_manager
 from tests.core.ops.test_conv import CONV, CONV_TRANSPOSE, TOL
 from tests.core.ops.test_conv import _data as conv_data
 
 
 @pytest.fixture(autouse=True)
-def fresh_devices():
+def fresh_devices(monkeypatch):
+    # these tests look inside the per-instruction kernels; the whole-program graphs that run by
+    # default are checked against the same references in test_graph_kernels.py
+    monkeypatch.setenv("NEURON_SIM_KERNELS", "instruction")
+    dtypes.load_jit()  # what the instruction kernels do first; vector_kernel is called directly
     reset_device_manager()
     yield
     reset_device_manager()
@@ -50,7 +55,7 @@ def _run_both(model, feed: dict, precision: str) -> tuple:
     """(fast outputs, reference outputs, instructions on the fast kernels)."""
     neff = compile_graph(from_onnx(model), parse_compiler_args([])).to_bytes()
     results = []
-    for kernels in ("fast", "reference"):
+    for kernels in ("instruction", "reference"):
         with runtime.load(neff, precision=precision, kernels=kernels) as m:
             results.append((m.run(feed), m._executor.fast_kernels))
     (fast, n_fast), (ref, n_ref) = results
@@ -145,7 +150,10 @@ def test_resnet_runs_every_matmul_on_the_fast_kernels():
     pe = sum(i.engine == "pe" for i in compiled.program.instrs)
     fast, ref, n_fast = _run_both(model, {"input": x}, "fp32")
     pools = sum(i.op == "MaxPool" for i in compiled.program.instrs)
-    assert n_fast == pe + pools and pe > 15  # the stem's MaxPool runs on the blocked kernel
+    # the stem's MaxPool runs on the blocked kernel when its 8 channels fill whole blocks
+    block = kernels.nchwc_block()
+    blocked_pools = pools if block is not None and 8 % block == 0 else 0
+    assert n_fast == pe + blocked_pools and pe > 15
     np.testing.assert_allclose(fast[0], ref[0], rtol=1e-4, atol=1e-4)
 
 
@@ -158,11 +166,15 @@ def test_kernels_choice_and_bad_value(monkeypatch):
         assert m.kernels == "reference" and m._executor.fast_kernels == 0
     monkeypatch.setenv("NEURON_SIM_KERNELS", "fastest")
     with pytest.raises(NeuronError, match="kernels 'fastest' is not valid; choose from fast, "
-                                          "reference"):
+                                          "instruction, reference"):
         runtime.load(neff)
-    monkeypatch.delenv("NEURON_SIM_KERNELS")
+    monkeypatch.setenv("NEURON_SIM_KERNELS", "instruction")
     with runtime.load(neff) as m:
-        assert m.kernels == "fast" and m._executor.fast_kernels == 1
+        assert m.kernels == "instruction" and m._executor.fast_kernels == 1
+    monkeypatch.delenv("NEURON_SIM_KERNELS")
+    with runtime.load(neff) as m:  # the default: the whole program as onnxruntime graphs
+        assert m.kernels == "fast"
+        assert m._executor.graph_instructions == len(m._executor.program.instrs) == 2
 
 
 @pytest.mark.parametrize("ops", [["Reshape"], ["Relu"], ["Identity", "Relu"]])
@@ -290,17 +302,9 @@ def test_blocked_layout_matches_reference(case):
     converted back (a missed one fails with a shape error or wrong values)."""
     from neuron_core.runtime.kernels import nchwc_block
     model, feed = _blocked_model(case)
-    compiled = compile_graph(from_onnx(model), parse_compiler_args([]))
-    with runtime.load(compiled.to_bytes(), precision="fp32") as m:
-        blocked, steps = m._executor.blocked, m._executor.steps
-    if nchwc_block() is not None and case == "bottleneck":
-        # everything after the input cast stays blocked: the stem, MaxPool, convs, Add and Relu
-        instrs = compiled.program.instrs
-        assert [i.op for i in instrs[1:]] == ["Conv", "MaxPool", "Conv", "Conv", "Conv", "Add",
-                                               "Relu"]
-        assert all(set(i.outputs) <= blocked for i in instrs[1:])
-        assert not any(step[5] for step in steps), "a reader converted a blocked buffer back"
-    elif nchwc_block() is not None:
+    with runtime.load(_neff(model), precision="fp32") as m:
+        blocked = m._executor.blocked
+    if nchwc_block() is not None:
         assert blocked, "no activation was kept blocked"
     for precision in ("fp32", "hardware"):
         fast, ref, _ = _run_both(model, feed, precision)
@@ -310,6 +314,33 @@ def test_blocked_layout_matches_reference(case):
                 np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
             else:
                 _within_one_bf16_ulp(a, b)
+
+
+def _neff(model) -> bytes:
+    return compile_graph(from_onnx(model), parse_compiler_args([])).to_bytes()
+
+
+@pytest.mark.parametrize("block", [8, 16])
+def test_blocked_plan_follows_the_block_size(block, monkeypatch):
+    """Which buffers stay blocked depends on the CPU's channel block (8 with AVX2, 16 with
+    AVX-512): a Conv is blocked when its output channels are a multiple of the block. The probe's
+    answer is faked, so both plans are checked on any host (only planned, not run: a layout the
+    CPU does not use would give wrong numbers)."""
+    monkeypatch.setattr(kernels, "_BLOCK", [block])
+    model, _ = _blocked_model("bottleneck")
+    compiled = compile_graph(from_onnx(model), parse_compiler_args([]))
+    with runtime.load(compiled.to_bytes(), precision="fp32") as m:
+        blocked, steps = m._executor.blocked, m._executor.steps
+    instrs = compiled.program.instrs
+    assert [i.op for i in instrs[1:]] == ["Conv", "MaxPool", "Conv", "Conv", "Conv", "Add",
+                                           "Relu"]
+    stem, pool, a, b, c, add, relu = (set(i.outputs) for i in instrs[1:])
+    # stem and c have 16 output channels, a and b 8; c reads b plain when b is not blocked
+    expect = stem | pool | c | add | relu | (a | b if 8 % block == 0 else set())
+    assert blocked == expect
+    # the only way back to NCHW: conv a (8 outputs) reads the pool plain when it cannot be blocked
+    converted = {bid for step in steps for bid in step[5]}
+    assert converted == (set() if 8 % block == 0 else pool)
 
 
 def test_blocked_layout_is_found_and_round_trips():
@@ -435,7 +466,6 @@ def test_blocked_conv_every_attribute(variant):
 def test_without_a_blocked_layout_every_conv_runs_plain(monkeypatch):
     """Where onnxruntime has no blocked kernels (the probe finds none), nothing is kept blocked and
     the results are the same."""
-    from neuron_core.runtime import kernels
     model, feed = _blocked_model("bottleneck")
     with_blocks, _, _ = _run_both(model, feed, "fp32")
     monkeypatch.setattr(kernels, "_BLOCK", [None])
