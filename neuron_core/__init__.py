@@ -31,3 +31,14 @@ def _pick_blas_kernel() -> None:
 _pick_blas_kernel()
 
 __all__ = ["NeuronError", "__version__"]
+
+#: subpackages reached as attributes (`neuron_core.runtime.load`) without importing them first
+_SUBPACKAGES = frozenset({"bridge", "compiler", "frontends", "ir", "models", "neff", "ops",
+                          "partition", "runtime", "tools", "dtypes", "hw"})
+
+
+def __getattr__(name: str):
+    if name in _SUBPACKAGES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
