@@ -14,6 +14,7 @@ sections tile the file from the end of the header to its last byte, so every byt
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -57,10 +58,20 @@ class Neff:
     compiler_version: str
     metadata: dict = field(repr=False)
     program: dict = field(repr=False)
-    weights: dict[str, np.ndarray] = field(repr=False)
+    _weights: dict[str, np.ndarray] = field(repr=False)
     path: str | None = None
     nbytes: int = 0
     sections: list[Section] = field(default_factory=list, repr=False)
+    #: checks the weights section's sha256 on the first read of `weights` (read_neff(defer=...))
+    _deferred_check: object = field(default=None, repr=False)
+
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        """name -> read-only array. Its section's hash is checked before it is first handed out."""
+        if self._deferred_check is not None:
+            self._deferred_check()
+            self._deferred_check = None
+        return self._weights
 
 
 def _pad(n: int) -> int:
@@ -318,12 +329,15 @@ def _check_index(index: dict, size: int, where: str) -> list[tuple[str, str, tup
     return entries
 
 
-def read_neff(path_or_bytes, *, verify: bool = True) -> Neff:
+def read_neff(path_or_bytes, *, verify: bool = True, defer_weights: bool = False) -> Neff:
     """Read and check a NEFF file (memory-mapped) or NEFF bytes.
 
     Checks magic, format major version, the header hash, section bounds and (with `verify`) the
     sha256 of every section, then the JSON and the weights index. Weights are read-only zero-copy
     views of the mapped file. Any defect raises NeffFormatError (NeffVersionError for another major).
+    With `defer_weights` the weights section is hashed when `Neff.weights` is first read, not here
+    (hashing runs at about 1.5 GB/s: a reader that may never need the arrays, such as a load whose
+    built program comes from the runtime's cache, skips it).
 
     Example:
         >>> neff = read_neff(to_bytes({}, {}, {"b": np.arange(4)}, compiler_version="0.1"))
@@ -337,7 +351,7 @@ def read_neff(path_or_bytes, *, verify: bool = True) -> Neff:
         path = os.fspath(path_or_bytes)
         where, buf = repr(path), _open(path)
     try:
-        return _parse(buf, where, path, verify)
+        return _parse(buf, where, path, verify, defer_weights)
     except BaseException:
         if isinstance(buf, mmap.mmap):
             with contextlib.suppress(BufferError):
@@ -345,17 +359,25 @@ def read_neff(path_or_bytes, *, verify: bool = True) -> Neff:
         raise
 
 
-def _parse(buf, where: str, path: str | None, verify: bool) -> Neff:
+def _check_hash(buf, s: Section, where: str) -> None:
+    actual = _sha256(buf, s.offset, s.size)
+    if actual != s.sha256:
+        raise NeffFormatError(f"corrupted: section {s.name!r} (bytes {s.offset}..{s.offset + s.size})"
+                              f" of {where} has sha256 {actual.hex()[:16]}..., the header records "
+                              f"{s.sha256.hex()[:16]}...")
+
+
+def _parse(buf, where: str, path: str | None, verify: bool, defer_weights: bool = False) -> Neff:
     version, compiler_version, table, header_len = _read_header(buf, where)
     _check_layout(table, header_len, len(buf), where)
     by_name = {s.name: s for s in table}
+    deferred = None
     if verify:
         for s in table:
-            actual = _sha256(buf, s.offset, s.size)
-            if actual != s.sha256:
-                raise NeffFormatError(f"corrupted: section {s.name!r} (bytes {s.offset}..{s.offset + s.size})"
-                                      f" of {where} has sha256 {actual.hex()[:16]}..., the header records "
-                                      f"{s.sha256.hex()[:16]}...")
+            if defer_weights and s.name == "weights":
+                deferred = functools.partial(_check_hash, buf, s, where)
+            else:
+                _check_hash(buf, s, where)
     metadata, program, index = (_load_json(buf, by_name[n], where) for n in SECTIONS[:3])
     ws = by_name["weights"]
     weights = {}
@@ -364,7 +386,8 @@ def _parse(buf, where: str, path: str | None, verify: bool) -> Neff:
                             offset=ws.offset + offset).reshape(shape)
         arr.flags.writeable = False
         weights[name] = arr
-    return Neff(version, compiler_version, metadata, program, weights, path, len(buf), table)
+    return Neff(version, compiler_version, metadata, program, weights, path, len(buf), table,
+                deferred)
 
 
 # ----------------------------------------------------------------------------------------- summary

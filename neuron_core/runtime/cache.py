@@ -109,7 +109,10 @@ def _read_segment(entry: Path, s: dict):
     if s["model"] is None:
         return segment
     segment.model = (entry / s["model"]).read_bytes()
-    blob = np.fromfile(entry / s["weights_file"], dtype=np.uint8)
+    # mapped, not read: onnxruntime reads the pages it needs, from the page cache when warm
+    # (entries are never rewritten in place, so a mapping stays valid while it is used)
+    blob = np.memmap(entry / s["weights_file"], dtype=np.uint8, mode="r") \
+        if s["weights_bytes"] else np.zeros(0, np.uint8)
     if blob.size != s["weights_bytes"]:
         raise ValueError(f"{s['weights_file']} holds {blob.size} bytes, not {s['weights_bytes']}")
     for name, dtype, shape, offset in s["weights"]:

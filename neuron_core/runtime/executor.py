@@ -17,6 +17,7 @@ needs NCHW (and every model output) gets its buffer converted back.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import time
 
 import numpy as np
@@ -267,7 +268,7 @@ class GraphExecutor:
             raise NeuronError(f"precision {precision!r} is not valid; choose from {PRECISIONS}")
         from . import cache
         self.program, self.precision, self.kernels = program, precision, "fast"
-        self._weights = neff.weights
+        self._neff = neff  # its weights are read (and their hash checked) only when needed
         self._rounding = {}
         if precision == "hardware":
             self._rounding = {b.id: b.storage for b in program.buffers
@@ -279,11 +280,16 @@ class GraphExecutor:
         segments = cache.load(key)
         self.from_cache = segments is not None
         if segments is not None:
-            try:
-                self._runs = [self._prepare(s) for s in segments]
-            except NeuronError:  # an entry onnxruntime no longer takes: built anew
-                cache.discard(key)
-                segments, self.from_cache = None, False
+            # the weights come from the cache; the NEFF's are still checked against their hash
+            # (a corrupted file is an error on every machine), on a second thread meanwhile
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                check = pool.submit(lambda: neff.weights)
+                try:
+                    self._runs = [self._prepare(s) for s in segments]
+                except NeuronError:  # an entry onnxruntime no longer takes: built anew
+                    cache.discard(key)
+                    segments, self.from_cache = None, False
+                check.result()  # raises NeffFormatError for a corrupted weights section
         if segments is None:
             from .graph import Lowering
             segments = Lowering(program, self.constants(), self._rounding,
@@ -302,7 +308,7 @@ class GraphExecutor:
             self._constants = [None] * len(self.program.buffers)
             for b in self.program.buffers:
                 if b.kind == "weight":
-                    arr = self._weights[b.name]
+                    arr = self._neff.weights[b.name]
                     if b.id in self._rounding:
                         arr = _round_plain(np.asarray(arr, np.float32), b.storage)
                     self._constants[b.id] = arr
@@ -348,7 +354,7 @@ class GraphExecutor:
 
     def _other(self, kernels_: str) -> "Executor":
         if kernels_ not in self._fallback:
-            self._fallback[kernels_] = Executor(self.program, self._weights, self.precision,
+            self._fallback[kernels_] = Executor(self.program, self._neff.weights, self.precision,
                                                 kernels_)
         return self._fallback[kernels_]
 

@@ -192,10 +192,11 @@ def load(neff, precision: str | None = None, core: int | None = None,
         precision: "hardware" (BF16/FP16 as compiled, the default) or "fp32" (every cast skipped);
             defaults to $NEURON_SIM_PRECISION or "hardware".
         core: NeuronCore index, or None for the first visible core with room.
-        kernels: "fast" (the default: matmuls and convolutions over constant weights on
-            onnxruntime's packed-weight kernels) or "reference" (every instruction on the ops' own
-            NumPy references); defaults to $NEURON_SIM_KERNELS or "fast". Both compute the same
-            fp32 sums of the same stored operands and round at the same points.
+        kernels: "fast" (the default: the whole program as onnxruntime graphs, kept in the
+            user cache, see runtime/graph.py), "instruction" (one fast kernel per instruction;
+            profiles use it) or "reference" (every instruction on the ops' own NumPy references);
+            defaults to $NEURON_SIM_KERNELS or "fast". All compute the same fp32 sums of the same
+            stored operands and round at the same points.
 
     Example:
         >>> model = load("model.neff")                    # doctest: +SKIP
@@ -208,6 +209,7 @@ def load(neff, precision: str | None = None, core: int | None = None,
                           " (argument precision= or $NEURON_SIM_PRECISION)")
     kernels = choose_kernels(kernels)
     started = time.perf_counter()
-    model = Model(read_neff(neff), precision, core, kernels)
+    # the whole-program kernels may take their weights from the cache: hash them only if read
+    model = Model(read_neff(neff, defer_weights=kernels == "fast"), precision, core, kernels)
     log.debug("loaded NEFF in %.1f ms", 1e3 * (time.perf_counter() - started))
     return model
