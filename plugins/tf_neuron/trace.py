@@ -2,6 +2,7 @@
 NeuronCore and returns a callable model; `analyze_model` reports op support without compiling."""
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -45,6 +46,10 @@ def _positional(func, names: list):
     return by_name
 
 
+def _by_position(fn, names: tuple, *args):
+    return fn(**dict(zip(names, args)))
+
+
 class TracedModel(tf.Module):
     """A compiled model: call it like the original; `.save(path)` writes a SavedModel that
     `tf.saved_model.load` (after `import tf_neuron`) restores as a callable. `neuron_info` (its
@@ -58,7 +63,9 @@ class TracedModel(tf.Module):
         self._names = list(names)
         self._specs = specs
         self._serve = tf_fn
-        self.__call__ = tf.function(lambda *args: tf_fn(**dict(zip(names, args))),
+        # a partial, not a lambda: TensorFlow counts tracings per code object, so the lambdas of
+        # several models would add up to its "excessive retracing" warning
+        self.__call__ = tf.function(functools.partial(_by_position, tf_fn, tuple(names)),
                                     input_signature=[specs[n] for n in names], autograph=False)
         self.on_neuron_ratio = plan.on_neuron_ratio
         self._report = plan.report

@@ -189,3 +189,24 @@ def test_trace_save_load_and_tf_neuron_alias(tmp_path, monkeypatch):
     assert tf_neuron.estimate(traced, host_ms=0.0).instances["inf1.xlarge"].host_ms == 0.0
     with pytest.raises(NeuronError, match="example_inputs\\[0\\] is a str"):
         tf_neuron.trace(model, ["not a tensor"])
+
+
+def test_many_traced_models_do_not_warn_of_retracing():
+    """Each traced model has one tf.function, traced once: tracing several models in a loop (as
+    bench_tf.py does; trace itself calls each twice) gives no "triggered tf.function retracing"
+    warning."""
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    tf_logger = logging.getLogger("tensorflow")
+    tf_logger.addHandler(handler)
+    try:
+        x = np.ones((1, 4), np.float32)
+        for k in range(7):
+            inputs = keras.Input((4,))
+            model = keras.Model(inputs, keras.layers.Dense(3 + k, activation="relu")(inputs))
+            traced = tf_neuron.trace(model, x)
+    finally:
+        tf_logger.removeHandler(handler)
+    assert not [m for m in seen if "retracing" in m], seen
+    assert traced(x).shape == (1, 9)
