@@ -31,12 +31,10 @@ def _where(neff) -> str:
         by_engine.setdefault(instr["engine"], Counter())[instr["op"]] += 1
         for post in instr["post"]:
             by_engine[instr["engine"]][f"+{post['op']}"] += 1
-    names = {"pe": "TensorEngine", "act": "ScalarEngine", "vector": "VectorEngine",
-             "relayout": "PE transpose", "dma": "DMA"}
     lines = []
     for engine, ops in sorted(by_engine.items()):
         listed = ", ".join(f"{op} x{n}" for op, n in ops.most_common())
-        lines.append(f"  {names.get(engine, engine):13s} {sum(ops.values()):4d} instr: {listed}")
+        lines.append(f"  {engine:13s} {sum(ops.values()):4d} instr: {listed}")
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import dtypes
 from ..hw import INF1, NeuronCoreConfig
-from ..ops import get_op
+from ..ops import DMA, SCALAR_ENGINE, TENSOR_ENGINE, get_op
 from .options import CastPolicy
 from .precision import assign_storage, needs_cast, required_dtype
 from .program import Buffer, Instr, Program
@@ -42,7 +42,7 @@ def fusion_groups(graph) -> list:
         if id(node) in absorbed:
             continue
         group = [node]
-        if get_op(node.op_type).engine == "pe":
+        if get_op(node.op_type).engine == TENSOR_ENGINE:
             cur = node
             while len(cur.outputs) == 1 and id(cur.outputs[0]) not in outputs:
                 out = cur.outputs[0]
@@ -111,7 +111,7 @@ class LowerCtx:
         if key not in self._casts:
             out = self._new_buffer(f"{value.name}.{dtypes.SHORT[required]}", value.type, required,
                                    "internal")
-            self.instrs.append(Instr("act", "_cast", [bid], [out], {"to": required},
+            self.instrs.append(Instr(SCALAR_ENGINE, "_cast", [bid], [out], {"to": required},
                                      node=node.name, flops=value.type.numel,
                                      bytes=self.buffers[bid].nbytes + self.buffers[out].nbytes))
             self._casts[key] = out
@@ -181,7 +181,7 @@ def lower(graph, policy: CastPolicy, hw: NeuronCoreConfig = INF1):
             # an output must be its own buffer: copy inputs, constants and repeated outputs
             src = bid
             bid = ctx._new_buffer(v.name, v.type, ctx.buffers[src].storage, "output")
-            ctx.instrs.append(Instr("dma", "Identity", [src], [bid], node=v.name,
+            ctx.instrs.append(Instr(DMA, "Identity", [src], [bid], node=v.name,
                                     bytes=2 * ctx.buffers[src].nbytes))
         ctx.buffers[bid].kind = "output"
         outputs.append(bid)

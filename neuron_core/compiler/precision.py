@@ -9,7 +9,7 @@ movement keeps the precision it was given. Graph inputs and outputs keep their d
 from __future__ import annotations
 
 from ..dtypes import FP32, is_float
-from ..ops import get_op
+from ..ops import PE_TRANSPOSE, SCALAR_ENGINE, TENSOR_ENGINE, VECTOR_ENGINE, get_op
 from .options import CastPolicy
 
 #: input positions of TensorEngine ops that go through the PE array (others join in the epilogue)
@@ -19,9 +19,9 @@ MATMUL_INPUTS = {"Conv": (0, 1), "ConvTranspose": (0, 1), "MatMul": (0, 1), "Gem
 def required_dtype(node, index: int, policy: CastPolicy) -> str | None:
     """The precision input `index` of `node` must be in before its engine reads it (None: any)."""
     engine = get_op(node.op_type).engine
-    if engine == "pe" and index in MATMUL_INPUTS.get(node.op_type, (0, 1)):
+    if engine == TENSOR_ENGINE and index in MATMUL_INPUTS.get(node.op_type, (0, 1)):
         return policy.matmul
-    if engine in ("act", "vector", "pe") and policy.other != FP32:
+    if engine in (SCALAR_ENGINE, VECTOR_ENGINE, TENSOR_ENGINE) and policy.other != FP32:
         return policy.other
     return None
 
@@ -50,9 +50,9 @@ def assign_storage(graph, policy: CastPolicy, groups) -> dict:
             for out in node.outputs:
                 if not is_float(out.type.dtype):
                     storage[id(out)] = out.type.dtype
-                elif engine in ("pe", "act", "vector"):
+                elif engine in (TENSOR_ENGINE, SCALAR_ENGINE, VECTOR_ENGINE):
                     storage[id(out)] = policy.other
-                elif engine == "relayout" and policy.transpose is not None:
+                elif engine == PE_TRANSPOSE and policy.transpose is not None:
                     storage[id(out)] = policy.transpose
                 else:  # data movement keeps the widest precision it was given
                     ins = [storage.get(id(v), FP32) for v in node.inputs

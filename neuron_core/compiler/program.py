@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ..ops.registry import LEGACY_ENGINES
+
 
 @dataclass(slots=True)
 class Buffer:
@@ -60,7 +62,8 @@ class Program:
     @classmethod
     def from_json(cls, data: dict) -> "Program":
         buffers = [Buffer(**dict(b, shape=tuple(b["shape"]))) for b in data["buffers"]]
-        instrs = [Instr(**i) for i in data["instrs"]]
+        instrs = [Instr(**dict(i, engine=LEGACY_ENGINES.get(i["engine"], i["engine"])))
+                  for i in data["instrs"]]  # engines by the short names older NEFFs stored
         return cls(buffers, instrs, list(data["inputs"]), list(data["outputs"]),
                    dict(data.get("memory", {})))
 

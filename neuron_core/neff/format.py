@@ -29,7 +29,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import NeffFormatError, NeffVersionError, NeuronError
 
-FORMAT_VERSION: tuple[int, int] = (1, 1)
+FORMAT_VERSION: tuple[int, int] = (1, 2)  # 1.2: engines by their full names
 MAGIC: bytes = b"NEFFSIM\x00"
 ALIGN = 64
 SECTIONS = ("metadata", "program", "weights.index", "weights")
@@ -342,7 +342,7 @@ def read_neff(path_or_bytes, *, verify: bool = True, defer_weights: bool = False
     Example:
         >>> neff = read_neff(to_bytes({}, {}, {"b": np.arange(4)}, compiler_version="0.1"))
         >>> neff.version, neff.weights["b"].flags.writeable
-        ((1, 1), False)
+        ((1, 2), False)
     """
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         path, where = None, "<bytes>"
@@ -430,7 +430,7 @@ def format_info(neff: Neff) -> str:
     Example:
         >>> print(format_info(read_neff(to_bytes({"inputs": {"x:0": [[1, 3], "float32"]}}, {}, {},
         ...                                      compiler_version="0.1"))).splitlines()[0])
-        NEFF format 1.1, written by compiler 0.1
+        NEFF format 1.2, written by compiler 0.1
     """
     lines = [f"NEFF format {neff.version[0]}.{neff.version[1]}, written by compiler {neff.compiler_version}",
              f"file: {neff.path or '<bytes>'} ({neff.nbytes:,} bytes)", "sections:"]

@@ -2,8 +2,8 @@
 
 Op modules in this package are found by name and imported on first use of the registry.
 """
-from .registry import (ENGINES, Cost, Op, Verdict, get_op, has_op, infer_node, op_names,
-                       register_op)
+from .registry import (DMA, ENGINES, PE_TRANSPOSE, SCALAR_ENGINE, TENSOR_ENGINE, VECTOR_ENGINE,
+                       Cost, Op, Verdict, get_op, has_op, infer_node, op_names, register_op)
 
-__all__ = ["ENGINES", "Cost", "Op", "Verdict", "get_op", "has_op", "infer_node", "op_names",
-           "register_op"]
+__all__ = ["DMA", "ENGINES", "PE_TRANSPOSE", "SCALAR_ENGINE", "TENSOR_ENGINE", "VECTOR_ENGINE",
+           "Cost", "Op", "Verdict", "get_op", "has_op", "infer_node", "op_names", "register_op"]

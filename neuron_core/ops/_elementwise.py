@@ -7,7 +7,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import ShapeInferenceError
 from ..ir import TensorType
-from .registry import Op
+from .registry import SCALAR_ENGINE, VECTOR_ENGINE, Op
 
 
 def broadcast_shapes(*shapes) -> tuple:
@@ -26,7 +26,7 @@ def broadcast_shapes(*shapes) -> tuple:
 class Unary(Op):
     """One float input, one output of the same type."""
 
-    engine = "act"
+    engine = SCALAR_ENGINE
 
     def infer(self, node, types):
         return [types[0]]
@@ -35,7 +35,7 @@ class Unary(Op):
 class Binary(Op):
     """Two inputs broadcast together; the output has the inputs' dtype."""
 
-    engine = "vector"
+    engine = VECTOR_ENGINE
 
     def infer(self, node, types):
         a, b = types[0], types[1]
@@ -55,7 +55,7 @@ class Compare(Binary):
 class Variadic(Op):
     """Any number of inputs broadcast together (Sum, Mean, Max, Min)."""
 
-    engine = "vector"
+    engine = VECTOR_ENGINE
 
     def infer(self, node, types):
         return [TensorType(broadcast_shapes(*(t.shape for t in types)), types[0].dtype)]

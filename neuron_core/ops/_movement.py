@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..ir import TensorType
-from .registry import FLOATS, INDEX, Op, const_value
+from .registry import DMA, FLOATS, INDEX, Op, const_value
 
 #: dtypes a data input of a movement op accepts
 DATA = FLOATS + INDEX + ("bool",)
@@ -63,7 +63,7 @@ class Movement(Op):
     shape, the constant shape-parameter inputs (`static_inputs`) and the attributes."""
 
     graph_kernel = "exact"
-    engine = "dma"
+    engine = DMA
     arithmetic = False
     exact = True
     input_dtypes = (DATA, None)

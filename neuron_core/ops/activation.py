@@ -8,7 +8,7 @@ import numpy as np
 from scipy import special
 
 from ._elementwise import Binary, Unary, via_bf16_table
-from .registry import FLOATS, INDEX, register_op
+from .registry import FLOATS, INDEX, SCALAR_ENGINE, VECTOR_ENGINE, register_op
 
 
 class _Ufunc(Unary):
@@ -52,7 +52,7 @@ class LeakyRelu(Unary):
 class PRelu(Binary):
     """x if x >= 0 else slope * x, the slope broadcast to x."""
 
-    engine = "act"
+    engine = SCALAR_ENGINE
     flops_per_element = 2
 
     def reference(self, x, slope):
@@ -286,7 +286,7 @@ class Neg(_Ufunc):
     """-x; also on integers, so it runs on the VectorEngine."""
 
     graph_kernel = "exact"
-    engine = "vector"
+    engine = VECTOR_ENGINE
     exact = True
     input_dtypes = (FLOATS + INDEX,)
     fn = np.negative
@@ -297,7 +297,7 @@ class Abs(_Ufunc):
     """|x|; also on integers, so it runs on the VectorEngine."""
 
     graph_kernel = "exact"
-    engine = "vector"
+    engine = VECTOR_ENGINE
     exact = True
     input_dtypes = (FLOATS + INDEX,)
     fn = np.abs

@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 
 from ._elementwise import Binary, Variadic
-from .registry import INDEX, FLOATS, register_op
+from .registry import FLOATS, INDEX, SCALAR_ENGINE, register_op
 
 
 class _IndexArith(Binary):
@@ -60,7 +60,7 @@ class Div(_IndexArith):
 class Pow(Binary):
     """a ** b, broadcast; the result has the base's dtype whatever the exponent's."""
 
-    engine = "act"
+    engine = SCALAR_ENGINE
     input_dtypes = (FLOATS, FLOATS + INDEX)
     flops_per_element = 8
 

@@ -10,7 +10,7 @@ from ..errors import ShapeInferenceError
 from ..ir import TensorType
 from ._window import (WINDOW_DEFAULTS, Window, infer_window, kernel_of, pad, per_axis, resolve,
                       taps, windows)
-from .registry import Cost, Op, io_bytes, register_op, to_f32
+from .registry import TENSOR_ENGINE, Cost, Op, io_bytes, register_op, to_f32
 
 
 def _check_groups(x: TensorType, channels, group: int) -> None:
@@ -66,7 +66,7 @@ class Conv(Op):
     """N-D convolution (cross-correlation) with groups, strides, dilations and padding."""
 
     graph_kernel = "summed"
-    engine = "pe"
+    engine = TENSOR_ENGINE
     defaults = {**WINDOW_DEFAULTS, "group": 1, "kernel_shape": None}
 
     def window(self, attrs: dict, x_shape, w_shape) -> Window:
@@ -121,7 +121,7 @@ class ConvTranspose(Op):
     """N-D transposed convolution (gradient of Conv) with groups, output_padding, output_shape."""
 
     graph_kernel = "summed"
-    engine = "pe"
+    engine = TENSOR_ENGINE
     defaults = {**WINDOW_DEFAULTS, "group": 1, "kernel_shape": None, "output_padding": None,
                 "output_shape": None}
 

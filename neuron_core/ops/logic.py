@@ -7,7 +7,7 @@ import numpy as np
 
 from ..ir import TensorType
 from ._elementwise import Binary, Compare, Unary, broadcast_shapes
-from .registry import FLOATS, INDEX, register_op
+from .registry import FLOATS, INDEX, VECTOR_ENGINE, register_op
 
 BOOL = ("bool",)
 
@@ -79,7 +79,7 @@ class Not(Unary):
     """Logical not of a boolean mask."""
 
     graph_kernel = "exact"
-    engine = "vector"
+    engine = VECTOR_ENGINE
     input_dtypes = (BOOL,)
 
     def reference(self, x):

@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import ShapeInferenceError
 from ..ir import TensorType
 from ._elementwise import broadcast_shapes
-from .registry import Cost, Op, io_bytes, register_op, to_f32
+from .registry import TENSOR_ENGINE, Cost, Op, io_bytes, register_op, to_f32
 
 
 def _contract(a, b) -> tuple:
@@ -27,7 +27,7 @@ class MatMul(Op):
     """Matrix product with numpy semantics: 1-D operands promoted, batch dims broadcast."""
 
     graph_kernel = "summed"
-    engine = "pe"
+    engine = TENSOR_ENGINE
 
     def infer(self, node, types):
         a, b = types[0], types[1]
@@ -49,7 +49,7 @@ class Gemm(Op):
     """alpha * A' @ B' + beta * C for 2-D A, B (optionally transposed) and broadcast C."""
 
     graph_kernel = "summed"
-    engine = "pe"
+    engine = TENSOR_ENGINE
     defaults = {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0}
 
     def _mkn(self, node) -> tuple:

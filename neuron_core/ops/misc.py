@@ -6,7 +6,7 @@ import numpy as np
 from .. import dtypes
 from ..ir import TensorType
 from ._elementwise import Unary
-from .registry import FLOATS, INDEX, Op, const_value, register_op
+from .registry import DMA, FLOATS, INDEX, Op, const_value, register_op
 
 #: ONNX TensorProto.DataType values, hard-coded so that neuron_core never needs onnx
 ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
@@ -16,7 +16,7 @@ ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: 
 class _Move(Op):
     """Data movement without compute: any dtype, no arithmetic."""
 
-    engine = "dma"
+    engine = DMA
     arithmetic = False
     input_dtypes = None
 

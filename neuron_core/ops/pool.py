@@ -11,13 +11,13 @@ import numpy as np
 from ..ir import TensorType
 from ._window import (WINDOW_DEFAULTS, Window, infer_window, kernel_of, outer, pad, resolve, taps,
                       window_counts, windows)
-from .registry import Cost, Op, io_bytes, register_op, to_f32
+from .registry import VECTOR_ENGINE, Cost, Op, io_bytes, register_op, to_f32
 
 
 class _Pool(Op):
     """A windowed pool: output (N, C, *out); cost = output elements x window size."""
 
-    engine = "vector"
+    engine = VECTOR_ENGINE
     defaults = {**WINDOW_DEFAULTS, "ceil_mode": 0, "kernel_shape": None}
 
     def window(self, attrs: dict, x_shape) -> Window:
@@ -117,7 +117,7 @@ class AveragePool(_Pool):
 class _GlobalPool(Op):
     """Reduce every spatial axis to 1: output (N, C, 1, ...)."""
 
-    engine = "vector"
+    engine = VECTOR_ENGINE
 
     def infer(self, node, types):
         x = types[0]

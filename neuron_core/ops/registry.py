@@ -22,14 +22,21 @@ from .. import dtypes
 from ..errors import ShapeInferenceError, UnsupportedOpError
 from ..ir import Node, TensorType
 
-#: engines of a NeuronCore-v1 and how the casting policy treats ops placed on them
+#: the engines of a NeuronCore-v1, by the names the reports, profiles and NEFFs use
+TENSOR_ENGINE, SCALAR_ENGINE, VECTOR_ENGINE = "TensorEngine", "ScalarEngine", "VectorEngine"
+PE_TRANSPOSE, DMA = "PE transpose", "DMA"
+#: each engine and how the casting policy treats ops placed on it
 ENGINES = {
-    "pe": "TensorEngine: matmul/conv; inputs in the matmul dtype, fp32 accumulation in PSUM",
-    "act": "ScalarEngine: transcendental and elementwise activations, fp32 inside",
-    "vector": "VectorEngine: elementwise arithmetic, reductions, pooling, normalization, fp32 inside",
-    "relayout": "transpose through the PE array: lossy under --fast-math fast-relayout",
-    "dma": "data movement only (reshape, slice, concat, gather, pad): exact",
+    TENSOR_ENGINE: "matmul/conv; inputs in the matmul dtype, fp32 accumulation in PSUM",
+    SCALAR_ENGINE: "transcendental and elementwise activations, fp32 inside",
+    VECTOR_ENGINE: "elementwise arithmetic, reductions, pooling, normalization, fp32 inside",
+    PE_TRANSPOSE: "transpose through the TensorEngine's PE array: lossy under --fast-math "
+                  "fast-relayout",
+    DMA: "data movement only (reshape, slice, concat, gather, pad): exact",
 }
+#: the short names NEFFs of format 1.1 and earlier stored
+LEGACY_ENGINES = {"pe": TENSOR_ENGINE, "act": SCALAR_ENGINE, "vector": VECTOR_ENGINE,
+                  "relayout": PE_TRANSPOSE, "dma": DMA}
 
 FLOATS = ("float32", "float16", "bfloat16")
 INDEX = ("int64", "int32")
@@ -66,7 +73,7 @@ class Op:
     """Base of every registered op. Subclasses set `name` via @register_op."""
 
     name: ClassVar[str] = ""
-    engine: ClassVar[str] = "vector"
+    engine: ClassVar[str] = VECTOR_ENGINE
     defaults: ClassVar[dict] = {}
     #: dtypes accepted on each input position (last entry repeats); None = any
     input_dtypes: ClassVar[tuple | None] = (FLOATS,)

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..errors import ShapeInferenceError
 from ..ir import TensorType
-from .registry import FLOATS, Cost, Op, const_value, io_bytes, register_op, to_f32
+from .registry import (FLOATS, VECTOR_ENGINE, Cost, Op, const_value, io_bytes, register_op,
+                       to_f32)
 
 MODES = ("nearest", "linear", "cubic")
 TRANSFORMS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
@@ -123,7 +124,7 @@ def _along(x: np.ndarray, axis: int, idx: np.ndarray, weights) -> np.ndarray:
 class Resize(Op):
     """Resize by scales or sizes with nearest, linear or cubic interpolation."""
 
-    engine = "vector"
+    engine = VECTOR_ENGINE
     input_dtypes = (FLOATS,)
     static_inputs = (1, 2, 3)
     defaults = {"antialias": 0, "axes": None, "coordinate_transformation_mode": "half_pixel",

@@ -5,7 +5,8 @@ import numpy as np
 
 from ..ir import TensorType
 from ._movement import norm_axis
-from .registry import FLOATS, INDEX, Cost, Op, const_value, io_bytes, register_op
+from .registry import (FLOATS, INDEX, VECTOR_ENGINE, Cost, Op, const_value, io_bytes,
+                       register_op)
 
 
 @register_op("CumSum")
@@ -13,7 +14,7 @@ class CumSum(Op):
     """Running sum of x along the constant `axis` input; `exclusive` leaves out the element itself,
     `reverse` sums from the end."""
 
-    engine = "vector"
+    engine = VECTOR_ENGINE
     defaults = {"exclusive": 0, "reverse": 0}
     input_dtypes = (FLOATS + INDEX, INDEX)
     static_inputs = (1,)

@@ -7,7 +7,7 @@ import numpy as np
 
 from ._elementwise import broadcast_shapes
 from ._movement import Movement, View, dim_product, ints, norm_axes
-from .registry import register_op
+from .registry import PE_TRANSPOSE, register_op
 
 
 @register_op("Reshape")
@@ -98,7 +98,7 @@ class Unsqueeze(View):
 class Transpose(Movement):
     """The data with its dims permuted by `perm` (reversed by default)."""
 
-    engine = "relayout"
+    engine = PE_TRANSPOSE
 
     def out_shape(self, shape, perm=None, **_):
         perm = _perm(perm, len(shape))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph
-from ..ops import get_op, has_op
+from ..ops import TENSOR_ENGINE, get_op, has_op
 from ..ops.registry import Verdict
 from .cluster import cluster_indices
 from .options import PartitionOptions, TransferCosts
@@ -83,7 +83,7 @@ def _time(node, costs: TransferCosts, on_device: bool) -> float:
     op = get_op(node.op_type)
     cost = op.cost(node)
     if on_device:
-        flops = costs.device_flops_per_s if op.engine == "pe" else costs.device_vector_flops_per_s
+        flops = costs.device_flops_per_s if op.engine == TENSOR_ENGINE else costs.device_vector_flops_per_s
         return max(cost.flops / flops, cost.bytes / costs.device_bytes_per_s)
     return max(cost.flops / costs.host_flops_per_s, cost.bytes / costs.host_bytes_per_s)
 

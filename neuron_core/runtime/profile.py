@@ -5,9 +5,10 @@ numbering wraps after $NEURON_PROFILE_MAX_FILES files per model and process, def
 loop does not fill the disk). The file is the standard trace-event format and opens as it is in
 chrome://tracing, https://ui.perfetto.dev or speedscope:
 
-  * process "NeuronCore <n>: <model> (timing model)": one track per engine (pe, act, vector, dma,
-    dma.1) plus "host" (PCIe transfers of inputs and outputs, launch) and "host fallback" (ops run on
-    the CPU, added by partitioned models);
+  * process "NeuronCore <n>: <model> (timing model)": one track per engine (TensorEngine,
+    ScalarEngine, VectorEngine, and the DMA queues "DMA in" and "DMA out") plus "host" (PCIe
+    transfers of inputs and outputs, launch) and "host fallback" (ops run on the CPU, added by
+    partitioned models);
   * process "simulator (measured wall time)": each instruction as the simulator ran it on this
     machine, to find what makes the simulation itself slow.
 
@@ -31,12 +32,13 @@ from pathlib import Path
 
 from ..errors import NeuronError
 from ..hw import INF1, NeuronCoreConfig
+from .timing import TRACKS
 
 ENV_PROFILE = "NEURON_PROFILE"
 ENV_PROFILE_MAX = "NEURON_PROFILE_MAX_FILES"
 TRACE_SUFFIX = ".trace.json"
 DEVICE_PID, SIM_PID = 1, 2
-TIDS = {"host": 1, "pe": 2, "act": 3, "vector": 4, "dma": 5, "dma.1": 6, "host fallback": 7}
+TIDS = {"host": 1, **{track: k for k, track in enumerate(TRACKS, 2)}, "host fallback": 7}
 HOST_TRACKS = ("host", "host fallback")
 
 
@@ -265,10 +267,10 @@ def format_table(trace: dict, rows: list, source: str = "", top: int | None = No
              f"end to end {other.get('latency_ms', '?')} ms (timing model)",
              f"operator time: on-core {on_core / 1e3:.3f} ms, host {host / 1e3:.3f} ms "
              f"(sums of operator times; engines overlap)",
-             f"{'operator':40s} {'op':22s} {'where':8s} {'engine':7s} {'time us':>10s} "
+             f"{'operator':40s} {'op':22s} {'where':8s} {'engine':13s} {'time us':>10s} "
              f"{'%':>6s} {'sim us':>10s}"]
     for r in rows[:top] if top else rows:
-        lines.append(f"{r.operator[:40]:40s} {r.op[:22]:22s} {r.where:8s} {r.engine:7s} "
+        lines.append(f"{r.operator[:40]:40s} {r.op[:22]:22s} {r.where:8s} {r.engine:13s} "
                      f"{r.time_us:10.2f} {r.percent:6.2f} {r.simulator_us:10.1f}")
     if top and len(rows) > top:
         lines.append(f"... {len(rows) - top} more (use --top 0 for all)")

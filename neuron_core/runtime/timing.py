@@ -1,10 +1,10 @@
 """Timing model of the simulated NeuronCore: a pure function of the Program and `NeuronCoreConfig`.
 
-Each engine is an in-order queue of the program's instructions: TensorEngine ("pe", which also runs
-the PE-array transposes of "relayout"), ScalarEngine ("act"), VectorEngine ("vector") and two DMA
-queues: "dma" brings data into the state buffer (SBUF) from device DRAM (streamed weights, model
-inputs, spilled activations) and "dma.1" runs the data-movement instructions and stores to DRAM
-(model outputs, spills). An instruction starts when its engine is free and the instructions producing
+Each engine is an in-order queue of the program's instructions, a track of the timeline named as
+the engine is (ops/registry.py): TensorEngine (which also runs the PE transposes), ScalarEngine,
+VectorEngine and two DMA queues: "DMA in" brings data into the state buffer (SBUF) from device
+DRAM (streamed weights, model inputs, spilled activations) and "DMA out" runs the data-movement
+instructions and stores to DRAM (model outputs, spills). An instruction starts when its engine is free and the instructions producing
 its input buffers are done.
 
   * TensorEngine: a matmul covers the 128x64 array in k/n tiles (as `compiler.lowering.tile_plan`;
@@ -67,14 +67,16 @@ import math
 from dataclasses import dataclass
 
 from ..hw import INF1, NeuronCoreConfig
+from ..ops.registry import DMA, PE_TRANSPOSE, SCALAR_ENGINE, TENSOR_ENGINE, VECTOR_ENGINE
 
 VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 GATHER_OPS = frozenset({"Gather", "GatherElements", "GatherND"})
 WINDOW_OPS = frozenset({"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "Resize",
                         "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"})
-TRACK_OF = {"pe": "pe", "relayout": "pe", "act": "act", "vector": "vector", "dma": "dma.1"}
-TRACKS = ("pe", "act", "vector", "dma", "dma.1")
-LOAD_QUEUE, STORE_QUEUE = "dma", "dma.1"
+LOAD_QUEUE, STORE_QUEUE = "DMA in", "DMA out"
+TRACK_OF = {TENSOR_ENGINE: TENSOR_ENGINE, PE_TRANSPOSE: TENSOR_ENGINE,
+            SCALAR_ENGINE: SCALAR_ENGINE, VECTOR_ENGINE: VECTOR_ENGINE, DMA: STORE_QUEUE}
+TRACKS = (TENSOR_ENGINE, SCALAR_ENGINE, VECTOR_ENGINE, LOAD_QUEUE, STORE_QUEUE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +157,10 @@ def _whole_bytes(instr, b: int, buf) -> int:
     row-wise ops and a matmul's moving operand and output work in row tiles (0); window ops
     (convolution, pooling) one image at a time; the rest (transposes, a stationary operand that
     is not a weight, data movement) the whole buffer."""
-    streams = ((instr.engine in ("vector", "act") and instr.op not in WINDOW_OPS)
-               or (instr.engine == "pe" and instr.op not in WINDOW_OPS
+    streams = ((instr.engine in (VECTOR_ENGINE, SCALAR_ENGINE) and instr.op not in WINDOW_OPS)
+               or (instr.engine == TENSOR_ENGINE and instr.op not in WINDOW_OPS
                    and (b in instr.outputs or instr.inputs[0] == b))
-               or (instr.engine == "dma" and instr.op in VIEW_OPS))
+               or (instr.engine == DMA and instr.op in VIEW_OPS))
     if streams:
         return 0
     if instr.op in WINDOW_OPS and buf.shape:
@@ -209,19 +211,19 @@ def pe_shape(instr, program) -> tuple:
 
 def compute_seconds(instr, program, hw: NeuronCoreConfig = INF1) -> float:
     """Engine time of one instruction, without its DMA and its fixed overhead."""
-    if instr.engine == "pe" and instr.matmul:
+    if instr.engine == TENSOR_ENGINE and instr.matmul:
         count, m, k, n = pe_shape(instr, program)
         kt, nt = math.ceil(k / hw.pe_rows), math.ceil(n / hw.pe_cols)
         chunk = max(1, hw.psum_bytes // (hw.pe_cols * 4 * 2))  # double-buffered fp32 PSUM
         passes = count * kt * nt * math.ceil(m / chunk)
         cycles = (count * kt * nt * m + passes * hw.pe_fill_cycles) / hw.pe_efficiency
-    elif instr.engine in ("pe", "relayout"):
+    elif instr.engine in (TENSOR_ENGINE, PE_TRANSPOSE):
         elems = sum(math.prod(program.buffers[b].shape) for b in instr.outputs)
         blocks = math.ceil(elems / (hw.pe_rows * hw.pe_cols))
         cycles = (math.ceil(elems / hw.pe_rows) + blocks * hw.pe_fill_cycles) / hw.pe_efficiency
-    elif instr.engine == "act":
+    elif instr.engine == SCALAR_ENGINE:
         cycles = instr.flops / hw.scalar_flops_per_cycle
-    elif instr.engine == "vector":
+    elif instr.engine == VECTOR_ENGINE:
         cycles = instr.flops / hw.vector_flops_per_cycle
     else:  # data movement inside the SBUF; views cost nothing; DRAM reads are loads
         if instr.op in VIEW_OPS or instr.op in GATHER_OPS:
@@ -260,7 +262,7 @@ def simulate(program, hw: NeuronCoreConfig = INF1, *, active_cores: int = 1,
 
     Example:
         >>> t = simulate(compiled.program)      # doctest: +SKIP
-        >>> t.cycles, t.busy()["pe"]            # doctest: +SKIP
+        >>> t.cycles, t.busy()["TensorEngine"]  # doctest: +SKIP
     """
     order = list(range(len(program.instrs))) if indices is None else list(indices)
     bw = bandwidth or hw.core_dram_bytes_per_s(active_cores)
@@ -305,15 +307,15 @@ def simulate(program, hw: NeuronCoreConfig = INF1, *, active_cores: int = 1,
             load = transfer(LOAD_QUEUE, max(after, prefetch_gate if weights else 0.0), load_bytes,
                             j, f"load {instr.op}", instr.node, "load")
             dram_bytes += load_bytes
-        track = TRACK_OF.get(instr.engine, "vector")
+        track = TRACK_OF.get(instr.engine, VECTOR_ENGINE)
         dur = compute_seconds(instr, program, hw) + hw.instr_overhead_s
         start = max(free[track], deps, load.start + hw.dma_latency_s if load else 0.0)
         end = max(start + dur, load.end if load else 0.0)
         free[track] = end
         if weights:
             prefetch_gate = start
-        kind = "move" if instr.engine == "dma" else "compute"
-        name = "Transpose (relayout)" if instr.engine == "relayout" else instr.op
+        kind = "move" if instr.engine == DMA else "compute"
+        name = "Transpose (PE transpose)" if instr.engine == PE_TRANSPOSE else instr.op
         events.append(Event(track, name, instr.node, j, start, end, kind))
         for b in instr.outputs:
             ready[b] = end

@@ -147,7 +147,7 @@ def test_resnet_runs_every_matmul_on_the_fast_kernels():
     model = resnet(18, image=32, width=8)
     x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
     compiled = compile_graph(from_onnx(model), parse_compiler_args([]))
-    pe = sum(i.engine == "pe" for i in compiled.program.instrs)
+    pe = sum(i.engine == "TensorEngine" for i in compiled.program.instrs)
     fast, ref, n_fast = _run_both(model, {"input": x}, "fp32")
     pools = sum(i.op == "MaxPool" for i in compiled.program.instrs)
     # the stem's MaxPool runs on the blocked kernel when its 8 channels fill whole blocks

@@ -24,7 +24,7 @@ USE_EVERY_KERNEL = textwrap.dedent("""
     dtypes.round_to(x, dtypes.BF16)
     table = np.arange(1 << 16, dtype=np.float32)
     dtypes.bf16_lookup(dtypes.round_to(x, dtypes.BF16), table)
-    add = Instr(engine="vector", op="Add", inputs=[0, 1], outputs=[2], post=[{"op": "Relu",
+    add = Instr(engine="VectorEngine", op="Add", inputs=[0, 1], outputs=[2], post=[{"op": "Relu",
                 "inputs": [-1], "attrs": {}}])
     kernels.vector_kernel(add, [dtypes.BF16])([x, x], None)
     stats = {name: getattr(_jit, name).stats for name in ("round_bf16", "bf16_lookup",

@@ -166,7 +166,7 @@ def test_empty_file(tmp_path):
 def test_major_version_mismatch_message():
     with pytest.raises(NeffVersionError) as info:
         read_neff(_hand_made(version=(2, 0)))
-    assert str(info.value).startswith("NEFF version mismatch supported: 1.1 received: 2.0")
+    assert str(info.value).startswith("NEFF version mismatch supported: 1.2 received: 2.0")
     assert "recompile" in str(info.value)
 
 
@@ -277,7 +277,7 @@ def test_errors_are_neuron_errors():
 
 def test_format_info(data):
     text = format_info(read_neff(data))
-    assert text.splitlines()[0] == "NEFF format 1.1, written by compiler neuron-sim 0.1.0"
+    assert text.splitlines()[0] == "NEFF format 1.2, written by compiler neuron-sim 0.1.0"
     for expected in ("metadata", "program", "weights.index", "weights: 11 arrays", "name: \"tiny\"",
                      "x:0  [1,3,4,4]  float32", "y:0  [1,8]  float32", "fast_math: \"all\""):
         assert expected in text, expected

@@ -38,7 +38,7 @@ def test_list_operators_is_the_registry(capsys):
 def test_version_flag():
     out = subprocess.run([sys.executable, "-m", "neuron_core.tools.neuron_cc", "-V"],
                          capture_output=True, text=True)
-    assert out.returncode == 0 and "neuron-cc" in out.stdout and "NEFF format 1.1" in out.stdout
+    assert out.returncode == 0 and "neuron-cc" in out.stdout and "NEFF format 1.2" in out.stdout
 
 
 def test_compile_and_info(tmp_path, capsys):

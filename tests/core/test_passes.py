@@ -98,7 +98,7 @@ def test_matmul_absorbs_bias_and_activation():
     groups = fusion_groups(g)
     assert [[n.op_type for n in grp] for grp in groups] == [["MatMul", "Add", "Relu"]]
     compiled = compile_graph(g, parse_compiler_args(["--fast-math", "fp32-cast-matmult-bf16"]))
-    pe = [i for i in compiled.program.instrs if i.engine == "pe"]
+    pe = [i for i in compiled.program.instrs if i.engine == "TensorEngine"]
     assert len(pe) == 1 and [p["op"] for p in pe[0].post] == ["Add", "Relu"]
     x = rng.standard_normal((3, 4)).astype(np.float32)
     expected = np.maximum(x @ inits["w"] + inits["b"], 0)

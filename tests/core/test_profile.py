@@ -49,7 +49,8 @@ def test_every_execution_writes_a_chrome_trace(neff, profile_dir):
     tid = {e["args"]["name"]: e["tid"] for e in events
            if e["ph"] == "M" and e["name"] == "thread_name" and e["pid"] == 1}
     used = {e["tid"] for e in spans if e["pid"] == 1}
-    assert {tid[t] for t in ("pe", "act", "vector", "dma", "host")} <= used
+    engines = ("TensorEngine", "ScalarEngine", "VectorEngine", "DMA in", "host")
+    assert {tid[t] for t in engines} <= used
     host = [e["name"] for e in spans if e["tid"] == tid["host"] and e["pid"] == 1]
     assert host == ["input transfer (PCIe)", "launch", "output transfer (PCIe)"]
     measured = [e for e in spans if e["pid"] == 2]

@@ -90,7 +90,7 @@ def test_version_mismatch_message(tmp_path):
     data = bytearray(_two_input_neff())
     data[8:10] = (2).to_bytes(2, "little")  # format major
     data[10:12] = (0).to_bytes(2, "little")  # format minor
-    with pytest.raises(NeffVersionError, match="NEFF version mismatch supported: 1.1 received: 2.0"):
+    with pytest.raises(NeffVersionError, match="NEFF version mismatch supported: 1.2 received: 2.0"):
         runtime.load(bytes(data))
 
 
@@ -100,3 +100,31 @@ def test_truncated_neff_is_a_format_error(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(NeffFormatError):
         runtime.load(path)
+
+
+def test_a_format_1_1_neff_with_short_engine_names_still_loads():
+    """NEFFs of format 1.1 named the engines pe/act/vector/relayout/dma; they load with the names
+    the reports and profiles use, and run and time as a new NEFF does."""
+    import json
+
+    from neuron_core.neff.format import _assemble, _json_section, _weight_chunks, read_neff
+    from neuron_core.runtime.timing import simulate
+    neff = read_neff(_two_input_neff())
+    short = {"TensorEngine": "pe", "ScalarEngine": "act", "VectorEngine": "vector",
+             "PE transpose": "relayout", "DMA": "dma"}
+    program = json.loads(json.dumps(neff.program))
+    for instr in program["instrs"]:
+        instr["engine"] = short[instr["engine"]]
+    index, chunks = _weight_chunks(dict(neff.weights))
+    header, body = _assemble({"metadata": [_json_section("metadata", neff.metadata)],
+                              "program": [_json_section("program", program)],
+                              "weights.index": [_json_section("weights.index", index)],
+                              "weights": chunks}, "neuron-sim 0.1.0", version=(1, 1))
+    old = header + b"".join(body)
+    a, b = np.ones((2, 4), np.float32), np.full((2, 4), 2, np.float32)
+    with runtime.load(old) as m_old, runtime.load(_two_input_neff()) as m_new:
+        assert read_neff(old).version == (1, 1)
+        assert [i.engine for i in m_old.program.instrs] == [i.engine for i in m_new.program.instrs]
+        assert {i.engine for i in m_old.program.instrs} <= set(short)
+        np.testing.assert_array_equal(m_old.run([a, b])[0], m_new.run([a, b])[0])
+        assert simulate(m_old.program).cycles == simulate(m_new.program).cycles

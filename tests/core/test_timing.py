@@ -87,11 +87,12 @@ def test_independent_engines_overlap():
                         [_f32("y1", (256, 2048)), _f32("y2", (256, 1024))], [w],
                         args=["--fast-math", "none"])
     t = simulate(compiled.program)
-    pe = next(e for e in t.events if e.track == "pe")
-    act = next(e for e in t.events if e.track == "act" and e.name == "Sigmoid")
+    pe = next(e for e in t.events if e.track == "TensorEngine")
+    act = next(e for e in t.events if e.track == "ScalarEngine" and e.name == "Sigmoid")
     assert pe.start < act.end and act.start < pe.end  # they run at the same time
     busy = t.busy()
-    assert t.device_s < busy["pe"] + busy["act"] + busy["dma"] + busy["dma.1"]
+    assert t.device_s < (busy["TensorEngine"] + busy["ScalarEngine"] + busy["DMA in"]
+                         + busy["DMA out"])
 
 
 def test_engines_are_in_order_queues_and_respect_dependencies():

@@ -120,7 +120,7 @@ def test_conv_cost(op_type, x_shape, w_shape, attrs, matmul):
     count, m, k, n = matmul
     assert cost.matmul == matmul
     assert cost.flops == 2 * count * m * k * n
-    assert get_op(op_type).engine == "pe"
+    assert get_op(op_type).engine == "TensorEngine"
 
 
 def test_conv_symbolic_batch():

@@ -103,7 +103,7 @@ def test_maxpool_unsupported(attrs, n_outputs, reason):
 def test_pool_cost(op_type, attrs, flops):
     node = _node(op_type, (2, 8, 8, 8), attrs)
     assert get_op(op_type).cost(node).flops == flops
-    assert get_op(op_type).engine == "vector"
+    assert get_op(op_type).engine == "VectorEngine"
 
 
 def test_pool_symbolic_batch():

@@ -139,4 +139,4 @@ def test_resize_cost():
     node = _node({"mode": "linear"})
     assert node.outputs[0].type.shape == (1, 2, 8, 8)
     assert get_op("Resize").cost(node).flops == 2 * 64 * 2 * 3
-    assert get_op("Resize").engine == "vector"
+    assert get_op("Resize").engine == "VectorEngine"

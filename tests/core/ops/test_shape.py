@@ -128,7 +128,7 @@ def test_transpose_perm(perm, dtype):
 
 def test_transpose_symbolic_and_engine():
     assert infer_symbolic("Transpose", ("N", 3, 4), attrs={"perm": [2, 0, 1]}) == (4, "N", 3)
-    assert get_op("Transpose").engine == "relayout"
+    assert get_op("Transpose").engine == "PE transpose"
     assert not get_op("Transpose").arithmetic
 
 
