@@ -338,11 +338,9 @@ class Lowering:
         names = [b.plain(source) if plain_input else b.blocked_input(source), b.const(w, "w")]
         if len(instr.inputs) > 2 and instr.inputs[2] is not None:
             names.append(b.plain(instr.inputs[2]))
-        result, = b.node("Conv", names, attrs, _NCHWC, hint="conv")
-        post = instr.post
-        if relu:  # a Relu of its own: the kernel's fused one would turn a NaN into 0
-            result, = get_op("Relu").graph(b, [result], {}, 1)
-            post = post[1:]
+        result, = b.node("Conv", names, dict(attrs, activation="Relu") if relu else attrs,
+                         _NCHWC, hint="conv")
+        post = instr.post[1:] if relu else instr.post
         read = b.plain  # the epilogue's other operands are single values
         b.blocked[instr.outputs[0]] = _rounded(b, _epilogue(b, instr, result, post, read),
                                                rounds[0])

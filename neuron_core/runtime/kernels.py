@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import NeuronError
+from . import probe
 
 log = logging.getLogger("Neuron")
 
@@ -399,8 +400,10 @@ def _block_filter(w: np.ndarray, block: int, group: int) -> np.ndarray:
 
 
 def nchwc_conv_plan(instr, buffers: list, constants: list, block: int, blocked_input: bool):
-    """How the blocked kernels take Conv `instr`: (its ONNX attributes, whether a Relu opens its
-    epilogue, whether it reads its input in NCHW), or None when they do not take it: 2-d, float32
+    """How the blocked kernels take Conv `instr`: (its ONNX attributes, whether the kernel runs the
+    Relu that opens its epilogue (only where its fused Relu gives np.maximum's bits on this CPU,
+    see probe.fused_relu_holds), whether it reads its input in NCHW), or None when they do not
+    take it: 2-d, float32
     constant filter and bias, output channels a multiple of the block, input channels too (or
     fewer than the block, read in NCHW), group 1 or depthwise, and an epilogue of elementwise ops
     whose other operands are scalars (run on the blocked result)."""
@@ -414,7 +417,8 @@ def nchwc_conv_plan(instr, buffers: list, constants: list, block: int, blocked_i
         return None
     attrs = {k: v for k, v in instr.attrs.items() if v is not None}
     relu = bool(instr.post) and (instr.post[0]["op"], instr.post[0]["attrs"],
-                                 instr.post[0]["inputs"]) == ("Relu", {}, [-1])
+                                 instr.post[0]["inputs"]) == ("Relu", {}, [-1]) \
+        and probe.fused_relu_holds(block)
     if set(attrs) - _CONV_ATTRS or not all(  # the executor runs the rest on the blocked result
             p["op"] in LAYOUT_FREE and all(i == -1 or i is not None and constants[i] is not None
                                            and constants[i].size == 1 for i in p["inputs"])

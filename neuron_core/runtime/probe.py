@@ -87,3 +87,86 @@ def _round(x: np.ndarray, to: str) -> np.ndarray:
     import ml_dtypes
     narrow = ml_dtypes.bfloat16 if to == dtypes.BF16 else np.float16
     return x.astype(narrow).astype(np.float32)
+
+
+#: the values whose Relu distinguishes one max from another: NaNs of both signs and of other
+#: payloads, signed zeros, subnormals, normals, the largest finite values and infinities
+SPECIAL = np.array([np.nan, -np.nan, -0.0, 0.0, 1e-40, -1e-40, 0.5, -0.5, 7.0, -7.0, 3.4e38,
+                    -3.4e38, np.inf, -np.inf], np.float32)
+SPECIAL_BITS = np.array([0x7FC00001, 0xFFFFFFFF, 0x7F800001, 0x7FBFFFFF], np.uint32)
+
+
+def fused_relu_holds(block: int) -> bool:
+    """Whether the Relu that onnxruntime's blocked convolutions apply in their kernel gives
+    np.maximum(x, 0)'s bits (a NaN stays a NaN, -0 and negatives become +0) in each of their
+    kernels on this CPU: NCHW input, pointwise, 3x3 and depthwise. The kernels are written per
+    instruction set, and a SIMD max returns its second operand when the first is a NaN, so the
+    order of the operands decides; hence a probe."""
+    key = ("fused relu", block)
+    if key not in _VERDICTS:
+        try:
+            _VERDICTS[key] = _probe_fused_relu(block)
+        except Exception as exc:  # noqa: BLE001 - a kernel that cannot be built cannot be used
+            log.debug("fused Relu probe failed: %s", exc)
+            _VERDICTS[key] = False
+        log.debug("blocked convolutions' fused Relu %s", "matches np.maximum"
+                  if _VERDICTS[key] else "differs; a Relu of its own runs after them")
+    return _VERDICTS[key]
+
+
+def _probe_fused_relu(block: int, activation: str = "Relu", params: list | None = None) -> bool:
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from .kernels import _NCHWC, _block_filter
+    fused = {"activation": activation}
+    if params is not None:
+        fused["activation_params"] = params
+    values = np.concatenate([SPECIAL, SPECIAL_BITS.view(np.float32)])
+    n = values.size
+    # the values sit in channel 0, three columns apart (zeros between, zero in the other
+    # channels), so that every filter below gives back exactly the value at a window's centre
+    width = 3 * n
+    x = np.zeros((1, block, 1, width), np.float32)
+    x[0, 0, 0, 1::3] = values
+    centre = np.zeros((block, block, 1, 3), np.float32)
+    centre[np.arange(block), np.arange(block), 0, 1] = 1
+    filters = {"pointwise": (np.eye(block, dtype=np.float32).reshape(block, block, 1, 1), 1, {}),
+               "direct": (centre, 1, {"kernel_shape": [1, 3], "pads": [0, 1, 0, 1]}),
+               "depthwise": (np.ones((block, 1, 1, 3), np.float32) * centre[:1, :1], block,
+                             {"kernel_shape": [1, 3], "pads": [0, 1, 0, 1], "group": block})}
+    nodes = [helper.make_node("ReorderInput", ["x"], ["xb"], domain=_NCHWC)]
+    weights, outputs = {}, []
+    for name, (w, group, attrs) in filters.items():
+        weights[f"w_{name}"] = _block_filter(w, block, group)
+        nodes += [helper.make_node("Conv", ["xb", f"w_{name}"], [f"{name}_b"], domain=_NCHWC,
+                                   **fused, **attrs),
+                  helper.make_node("ReorderOutput", [f"{name}_b"], [name], domain=_NCHWC,
+                                   channels=block)]
+        outputs.append(name)
+    # NCHW input (fewer channels than a block): the filter reads channel 0 of 3
+    weights["w_nchw"] = _block_filter(centre[:, :3].copy(), block, 1)
+    nodes += [helper.make_node("Conv", ["x3", "w_nchw"], ["nchw_b"], domain=_NCHWC,
+                               **fused, kernel_shape=[1, 3], pads=[0, 1, 0, 1]),
+              helper.make_node("ReorderOutput", ["nchw_b"], ["nchw"], domain=_NCHWC,
+                               channels=block)]
+    outputs.append("nchw")
+    x3 = np.ascontiguousarray(x[:, :3])
+    graph = helper.make_graph(
+        nodes, "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape)),
+         helper.make_tensor_value_info("x3", TensorProto.FLOAT, list(x3.shape))],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        [numpy_helper.from_array(a, k) for k, a in weights.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid(_NCHWC, 1)])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    expected = np.maximum(values, np.float32(0))
+    for got in session.run(None, {"x": x, "x3": x3}):
+        if not same_numbers(np.asarray(got, np.float32)[0, 0, 0, 1::3], expected).all():
+            return False
+    return True

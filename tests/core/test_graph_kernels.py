@@ -15,6 +15,7 @@ import sys
 import textwrap
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -153,6 +154,48 @@ def test_a_nan_reaching_a_maxpool_gives_the_references_result():
     assert np.isnan(fast[0]).any()
     finite = ~np.isnan(ref[0])
     np.testing.assert_allclose(fast[0][finite], ref[0][finite], rtol=1e-4, atol=1e-5)
+
+
+def test_the_fused_relu_probe_can_tell_a_difference():
+    """The probe of the blocked convolutions' fused Relu accepts it only where its bits are
+    np.maximum's: a LeakyRelu of slope 0 (which gives -0 for negatives) and a Clip to a finite
+    top are refused on any CPU."""
+    from neuron_core.runtime.kernels import nchwc_block
+    block = nchwc_block()
+    if block is None:
+        pytest.skip("onnxruntime has no blocked convolutions on this CPU")
+    assert not probe._probe_fused_relu(block, "LeakyRelu", [0.0])
+    assert not probe._probe_fused_relu(block, "Clip", [0.0, 1e30])
+    assert probe.fused_relu_holds(block) == probe._probe_fused_relu(block)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "hardware"])
+def test_conv_relu_chains_keep_nan_and_the_sign_of_zero(precision):
+    """NaN, infinities and zeros through blocked Conv + Relu (fused into the kernel where the
+    probe allows it): the graph path gives the reference's NaNs and zeros, bit for bit."""
+    from neuron_core.runtime.kernels import nchwc_block
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 16, 6, 6)).astype(np.float32)
+    x[0, 2, 1, 1], x[0, 5, 3, 4], x[0, 7, 5, 5] = np.nan, np.inf, -np.inf
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c2"], ["y"])]
+    w1 = np.eye(16, dtype=np.float32).reshape(16, 16, 1, 1)  # NaN and inf stay in one channel
+    w2 = (rng.standard_normal((16, 16, 3, 3)) / 12).astype(np.float32)
+    neff = _neff(_model(nodes, {"x": x}, ["y", "r1"], {"w1": w1, "w2": w2}))
+    with np.errstate(all="ignore"):
+        fast, ref, executor = _both(neff, {"x": x}, precision)
+    y, r1 = fast
+    _same_numbers(r1, ref[1])  # identity conv + Relu: exact
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref[0]))
+    assert np.isnan(y).any() and (y == 0).any()
+    assert not np.signbit(y[y == 0]).any() and not np.signbit(r1[r1 == 0]).any()
+    if nchwc_block() is not None:
+        model = onnx.load_from_string(executor.segments[0].model)
+        fused = [n for n in model.graph.node if n.op_type == "Conv"
+                 and any(a.name == "activation" for a in n.attribute)]
+        assert bool(fused) == probe.fused_relu_holds(nchwc_block())
 
 
 def test_a_profile_runs_on_the_instruction_kernels():
