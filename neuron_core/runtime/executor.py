@@ -11,9 +11,12 @@ epilogue ops that take `out=` write into the TensorEngine op's own result instea
 op that takes `out=` writes into an input that dies with it and that no other buffer can share; and
 rounding happens in place in arrays the executor made itself. A model input is never written to.
 
-With the fast kernels (runtime/kernels.py), activations between convolutions stay in onnxruntime's
-blocked layout: Executor._plan decides once which buffers hold blocked arrays, and every reader that
-needs NCHW (and every model output) gets its buffer converted back.
+With the instruction kernels (runtime/kernels.py), activations between convolutions stay in
+onnxruntime's blocked layout: Executor._plan decides once which buffers hold blocked arrays, and
+every reader that needs NCHW (and every model output) gets its buffer converted back.
+
+GraphExecutor runs the default kernel set, "fast": the program lowered to onnxruntime graphs
+(runtime/graph.py), built once per machine and kept in the user cache (runtime/cache.py).
 """
 from __future__ import annotations
 

@@ -21,7 +21,12 @@ Which instruction joins a graph is a fact of its op (`Op.graph_kernel`):
   matching any NaN). Its inputs are then stored values, so the graph is exact there too. In
   precision="fp32" mode nothing is rounded and such ops run in the graph, a few fp32 ulps from
   NumPy's, like Softmax's exp;
-* None: the instruction runs on its NumPy reference between two graphs.
+* None (or `Op.graph_takes(attrs)` false, for attribute values onnxruntime has no node for): the
+  instruction runs on its NumPy reference between two graphs.
+
+A Conv's leading Relu runs in onnxruntime's blocked kernel where `probe.fused_relu_holds` found
+that kernel's Relu to give np.maximum's bits (NaN kept, +0 for negatives and -0) on this CPU, and
+as a Max node of its own elsewhere.
 
 onnxruntime's MaxPool drops NaN where the reference (np.maximum) keeps it: each pool in a graph
 also returns the sum of its input, and a run in which one is not finite (a NaN or an inf reached

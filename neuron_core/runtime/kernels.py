@@ -1,6 +1,9 @@
-"""Fast host kernels: TensorEngine instructions (Conv, ConvTranspose, MatMul, Gemm) and the row
-reductions Softmax and LayerNormalization on onnxruntime's kernels, activations kept in its blocked
-layout between convolutions, and one fused pass for the common elementwise instructions.
+"""The per-instruction fast kernels (`NEURON_SIM_KERNELS=instruction`, and what profiles run):
+TensorEngine instructions (Conv, ConvTranspose, MatMul, Gemm) and the row reductions Softmax and
+LayerNormalization on onnxruntime's kernels, activations kept in its blocked layout between
+convolutions, and one fused pass for the common elementwise instructions. The default kernel set,
+"fast", lowers the whole program to onnxruntime graphs instead (runtime/graph.py); the blocked
+layout's helpers here serve both.
 
 The functional model of a matmul or convolution is "fp32 products of the stored operands, summed in
 fp32" (bf16 x bf16 and fp16 x fp16 products are exact in fp32). Any fp32 GEMM computes that, up to
@@ -23,7 +26,8 @@ Elementwise Add, Sub, Mul, Div and Relu (vector_kernel) compute, round and apply
 compiled pass instead of one NumPy pass per step: bit for bit the references' result.
 
 `NEURON_SIM_KERNELS=reference` (or `runtime.load(..., kernels="reference")`) runs every instruction on
-the ops' own NumPy references instead: the independent oracle the fast kernels are tested against.
+the ops' own NumPy references instead: the independent oracle the other kernel sets are tested
+against.
 """
 from __future__ import annotations
 
