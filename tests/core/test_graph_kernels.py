@@ -17,7 +17,7 @@ import textwrap
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 from neuron_core import dtypes, runtime
 from neuron_core.compiler import compile_graph, parse_compiler_args
@@ -26,6 +26,7 @@ from neuron_core.ops import get_op
 from neuron_core.runtime import cache, probe
 from neuron_core.runtime.device import reset_device_manager
 from tests.core.conformance import applicable_cases, run_case
+from tests.core.test_fast_kernels import _model
 from tests.core.test_onnx_conformance import REJECTED
 
 BF16_ULP = 2.0 ** -7
@@ -36,15 +37,6 @@ def fresh_devices():
     reset_device_manager()
     yield
     reset_device_manager()
-
-
-def _model(nodes, inputs: dict, outputs: list, consts: dict):
-    graph = helper.make_graph(
-        nodes, "g",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, a.shape) for n, a in inputs.items()],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
-        [numpy_helper.from_array(a, n) for n, a in consts.items()])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
 def _neff(model) -> bytes:
