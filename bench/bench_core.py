@@ -68,7 +68,7 @@ def simulator_kernels(kernels: str | None = None) -> str:
     """What the simulator ran on, for a benchmark's header: the kernel set (the argument, else
     $NEURON_SIM_KERNELS, else fast) and NumPy's BLAS."""
     from neuron_core.runtime.kernels import choose
-    return (f"simulator kernels: {choose(kernels)} (see neuron_core/runtime/kernels.py), "
+    return (f"simulator kernels: {choose(kernels)} (see neuron_core/runtime/kernels/), "
             f"NumPy's BLAS {blas_kernel()}")
 
 

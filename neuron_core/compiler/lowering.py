@@ -13,24 +13,21 @@ import numpy as np
 
 from .. import dtypes
 from ..hw import INF1, NeuronCoreConfig
-from ..ops import DMA, SCALAR_ENGINE, TENSOR_ENGINE, get_op
+from ..ops import CAST, DMA, SCALAR_ENGINE, TENSOR_ENGINE, get_op
 from .options import CastPolicy
 from .precision import assign_storage, needs_cast, required_dtype
 from .program import Buffer, Instr, Program
 
-#: elementwise ops a TensorEngine op can absorb into its epilogue
-EPILOGUE_UNARY = frozenset({"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Gelu", "Erf",
-                            "HardSigmoid", "HardSwish", "Elu", "Softplus"})
-EPILOGUE_BINARY = frozenset({"Add", "Sub", "Mul", "Div"})
-
-
 def _fusable(node, value) -> bool:
+    """Whether `node`, reading TensorEngine result `value`, joins that op's epilogue (as its op
+    declares: Op.epilogue)."""
     others = [v for v in node.inputs if v is not None and v is not value]
     if not all(v.is_const for v in others) or len(node.outputs) != 1:
         return False
-    if node.op_type in EPILOGUE_UNARY:
+    kind = get_op(node.op_type).epilogue
+    if kind == "unary":
         return True
-    return (node.op_type in EPILOGUE_BINARY and value in node.inputs[:2]
+    return (kind == "binary" and value in node.inputs[:2]
             and node.outputs[0].type.shape == value.type.shape)
 
 
@@ -69,10 +66,10 @@ def jsonable(value):
 class LowerCtx:
     """What an op's `lower` sees: `emit` one instruction for the node being lowered."""
 
-    def __init__(self, graph, policy: CastPolicy, hw: NeuronCoreConfig = INF1):
+    def __init__(self, graph, policy: CastPolicy, hw: NeuronCoreConfig, groups: list,
+                 storage: dict):
         self.graph, self.policy, self.hw = graph, policy, hw
-        self.groups = fusion_groups(graph)
-        self.storage = assign_storage(graph, policy, self.groups)
+        self.groups, self.storage = groups, storage
         self.buffers: list[Buffer] = []
         self.instrs: list[Instr] = []
         self.weights: dict = {}
@@ -111,7 +108,7 @@ class LowerCtx:
         if key not in self._casts:
             out = self._new_buffer(f"{value.name}.{dtypes.SHORT[required]}", value.type, required,
                                    "internal")
-            self.instrs.append(Instr(SCALAR_ENGINE, "_cast", [bid], [out], {"to": required},
+            self.instrs.append(Instr(SCALAR_ENGINE, CAST, [bid], [out], {"to": required},
                                      node=node.name, flops=value.type.numel,
                                      bytes=self.buffers[bid].nbytes + self.buffers[out].nbytes))
             self._casts[key] = out
@@ -163,9 +160,15 @@ def tile_plan(matmul, policy: CastPolicy, hw: NeuronCoreConfig) -> dict:
             "psum_bytes": m_chunk * hw.pe_cols * 4, "sbuf_fits": fits, "dma_bytes": int(dma)}
 
 
-def lower(graph, policy: CastPolicy, hw: NeuronCoreConfig = INF1):
-    """Lower a fully supported graph; returns (Program, weights by buffer name)."""
-    ctx = LowerCtx(graph, policy, hw)
+def lower(graph, policy: CastPolicy, hw: NeuronCoreConfig = INF1, groups: list | None = None,
+          storage: dict | None = None):
+    """Lower a fully supported graph whose nodes are grouped into instructions (`groups`, see
+    fusion_groups) and whose values have their storage precision (`storage`, see
+    precision.assign_storage; both computed here when not given); returns (Program, weights by
+    buffer name)."""
+    groups = fusion_groups(graph) if groups is None else groups
+    storage = assign_storage(graph, policy, groups) if storage is None else storage
+    ctx = LowerCtx(graph, policy, hw, groups, storage)
     for v in graph.inputs:
         bid = ctx.buffer(v)
         ctx.buffers[bid].kind = "input"

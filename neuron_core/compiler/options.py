@@ -48,6 +48,8 @@ class CompilerOptions:
     pipeline_cores: int = 1
     verbose: str = "WARN"
     policy: CastPolicy = field(default_factory=CastPolicy)
+    #: a directory to write the IR to after every compiler pass (not part of what is produced)
+    dump_passes: str | None = None
 
     def to_json(self) -> dict:
         return {"fast_math": list(self.fast_math), "neuroncore_pipeline_cores": self.pipeline_cores,
@@ -85,6 +87,8 @@ def add_compiler_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shard the model over N NeuronCores as a pipeline")
     parser.add_argument("--verbose", default="WARN", type=str.upper, choices=VERBOSE_LEVELS,
                         help="log level of the compiler")
+    parser.add_argument("--dump-passes", metavar="DIR", default=None,
+                        help="write the IR after every compiler pass to DIR/NN-pass.txt")
 
 
 def options_from_namespace(ns: argparse.Namespace) -> CompilerOptions:
@@ -95,7 +99,7 @@ def options_from_namespace(ns: argparse.Namespace) -> CompilerOptions:
         raise CompilerOptionError("--neuroncore-pipeline-cores must be >= 1, got "
                                   f"{ns.neuroncore_pipeline_cores}")
     return CompilerOptions(fast_math, ns.neuroncore_pipeline_cores, ns.verbose,
-                           resolve_policy(fast_math))
+                           resolve_policy(fast_math), getattr(ns, "dump_passes", None))
 
 
 class _Parser(argparse.ArgumentParser):

@@ -6,11 +6,8 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir import Graph
 from ..ops import get_op, has_op, infer_node
-from ..ops.registry import Verdict
+from ..partition.verdicts import cannot_run, node_verdict
 from .fold import fold_node
-
-#: ops that only pass their input through at inference time
-PASS_THROUGH = ("Identity", "Dropout")
 
 
 def infer_types(graph: Graph) -> Graph:
@@ -30,10 +27,11 @@ def fold_constants(graph: Graph) -> Graph:
 
 
 def remove_identities(graph: Graph) -> Graph:
-    """Drop Identity and inference-mode Dropout (whose mask output nobody reads)."""
+    """Drop the ops that only pass their input through (Op.pass_through: Identity, inference-mode
+    Dropout whose mask output nobody reads)."""
     for node in list(graph.nodes):
-        if node.op_type not in PASS_THROUGH or any(o.users or o in graph.outputs
-                                                   for o in node.outputs[1:]):
+        if (not has_op(node.op_type) or not get_op(node.op_type).pass_through
+                or any(o.users or o in graph.outputs for o in node.outputs[1:])):
             continue
         src, out = node.inputs[0], node.outputs[0]
         if out in graph.outputs and (src in graph.inputs or src.is_const or src in graph.outputs):
@@ -89,25 +87,13 @@ def fold_batchnorm(graph: Graph) -> Graph:
     return graph
 
 
-def verdicts(graph: Graph) -> dict:
-    """The support verdict of every node, keyed by node."""
-    result = {}
-    for node in graph.nodes:
-        if not has_op(node.op_type):
-            kind = "control-flow" if node.op_type in ("If", "Loop", "Scan") else "unsupported-op"
-            result[node] = Verdict.no(kind, f"op type {node.op_type!r} has no Neuron lowering")
-        else:
-            result[node] = get_op(node.op_type).check(node)
-    return result
-
-
 def check_support(graph: Graph) -> Graph:
-    """Fail, listing every node that cannot run on the NeuronCore, when there is any."""
-    bad = [(n, v) for n, v in verdicts(graph).items() if not v.supported]
+    """Fail, listing every node that cannot run on the NeuronCore, when there is any (the
+    partitioner's verdict: partition/verdicts.py)."""
+    bad = [(n, v) for n in graph.nodes for v in [node_verdict(n)] if not v.supported]
     if bad:
-        lines = "\n".join(f"  %{n.name} ({n.op_type}): {v.reason}" for n, v in bad)
-        raise UnsupportedOpError(
-            f"{len(bad)} of {len(graph.nodes)} nodes cannot run on the NeuronCore:\n{lines}\n"
+        raise UnsupportedOpError(cannot_run(
+            bad, len(graph.nodes), "",
             "Compile with host fallback (neuron_core.onnx.compile / the framework plugins), or "
-            "see the supported ops with `neuron-cc list-operators --framework ONNX`.")
+            "see the supported ops with `neuron-cc list-operators --framework ONNX`."))
     return graph

@@ -9,19 +9,16 @@ movement keeps the precision it was given. Graph inputs and outputs keep their d
 from __future__ import annotations
 
 from ..dtypes import FP32, is_float
-from ..ops import PE_TRANSPOSE, SCALAR_ENGINE, TENSOR_ENGINE, VECTOR_ENGINE, get_op
+from ..ops import get_op
 from .options import CastPolicy
-
-#: input positions of TensorEngine ops that go through the PE array (others join in the epilogue)
-MATMUL_INPUTS = {"Conv": (0, 1), "ConvTranspose": (0, 1), "MatMul": (0, 1), "Gemm": (0, 1)}
 
 
 def required_dtype(node, index: int, policy: CastPolicy) -> str | None:
     """The precision input `index` of `node` must be in before its engine reads it (None: any)."""
-    engine = get_op(node.op_type).engine
-    if engine == TENSOR_ENGINE and index in MATMUL_INPUTS.get(node.op_type, (0, 1)):
+    op = get_op(node.op_type)
+    if op.precision == "matmul" and index in op.matmul_inputs:
         return policy.matmul
-    if engine in (SCALAR_ENGINE, VECTOR_ENGINE, TENSOR_ENGINE) and policy.other != FP32:
+    if op.precision in ("matmul", "compute") and policy.other != FP32:
         return policy.other
     return None
 
@@ -46,13 +43,13 @@ def assign_storage(graph, policy: CastPolicy, groups) -> dict:
         storage[id(v)] = needs.pop() if len(needs) == 1 else (policy.other if needs else FP32)
     for group in groups:
         for node in group:
-            engine = get_op(node.op_type).engine
+            kind = get_op(node.op_type).precision
             for out in node.outputs:
                 if not is_float(out.type.dtype):
                     storage[id(out)] = out.type.dtype
-                elif engine in (TENSOR_ENGINE, SCALAR_ENGINE, VECTOR_ENGINE):
+                elif kind in ("matmul", "compute"):
                     storage[id(out)] = policy.other
-                elif engine == PE_TRANSPOSE and policy.transpose is not None:
+                elif kind == "transpose" and policy.transpose is not None:
                     storage[id(out)] = policy.transpose
                 else:  # data movement keeps the widest precision it was given
                     ins = [storage.get(id(v), FP32) for v in node.inputs

@@ -72,3 +72,48 @@ class Program:
         for instr in self.instrs:
             counts[instr.engine] = counts.get(instr.engine, 0) + 1
         return counts
+
+
+def format_program(program: Program) -> str:
+    """The program as text: its buffers, then one line per instruction (engine, op, attributes,
+    reads -> writes, fused epilogue ops)."""
+    from ..ir.printer import format_attr
+    lines = [f"program({', '.join(f'b{i}' for i in program.inputs)}) {{"]
+    for b in program.buffers:
+        where = f" @{b.offset}" if b.offset >= 0 else ""
+        lines.append(f"  b{b.id} {b.kind} {b.name!r}: {b.dtype}{list(b.shape)} stored "
+                     f"{b.storage}, {b.nbytes} bytes{where}")
+
+    def reads(ids) -> str:
+        return ", ".join("acc" if i == -1 else "_" if i is None else f"b{i}" for i in ids)
+    for k, instr in enumerate(program.instrs):
+        attrs = ", ".join(f"{a}={format_attr(v)}" for a, v in sorted(instr.attrs.items()))
+        post = "".join(f" |> {p['op']}({reads(p['inputs'])})" for p in instr.post)
+        lines.append(f"  {k:4d} {instr.engine:<12} {instr.op}[{attrs}]({reads(instr.inputs)})"
+                     f"{post} -> {reads(instr.outputs)}")
+    lines.append(f"  return {reads(program.outputs)}")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def verify_program(program: Program) -> None:
+    """Check the program's structure: every buffer an instruction names exists, every buffer it
+    reads is a weight, an input or written by an earlier instruction, and every output is
+    written. Raises ValueError naming the first fault."""
+    count = len(program.buffers)
+    ready = {b.id for b in program.buffers if b.kind in ("weight", "input")}
+    for k, instr in enumerate(program.instrs):
+        reads = [i for i in instr.inputs if i is not None]
+        reads += [i for p in instr.post for i in p["inputs"] if i is not None and i != -1]
+        for i in reads + list(instr.outputs):
+            if not 0 <= i < count:
+                raise ValueError(f"instruction {k} ({instr.op}) names buffer {i}; the program "
+                                 f"has {count}")
+        for i in reads:
+            if i not in ready:
+                raise ValueError(f"instruction {k} ({instr.op}) reads buffer b{i} before any "
+                                 "instruction writes it")
+        ready.update(instr.outputs)
+    for i in program.outputs:
+        if i not in ready:
+            raise ValueError(f"program output b{i} is never written")

@@ -2,8 +2,10 @@
 
 Op modules in this package are found by name and imported on first use of the registry.
 """
-from .registry import (DMA, ENGINES, PE_TRANSPOSE, SCALAR_ENGINE, TENSOR_ENGINE, VECTOR_ENGINE,
-                       Cost, Op, Verdict, get_op, has_op, infer_node, op_names, register_op)
+from .registry import (CAST, DMA, ENGINES, PE_TRANSPOSE, SCALAR_ENGINE, TENSOR_ENGINE, VECTOR_ENGINE,
+                       Cost, Op, Verdict, get_op, has_op, infer_node, instruction_op, op_names,
+                       register_op)
 
-__all__ = ["DMA", "ENGINES", "PE_TRANSPOSE", "SCALAR_ENGINE", "TENSOR_ENGINE", "VECTOR_ENGINE",
-           "Cost", "Op", "Verdict", "get_op", "has_op", "infer_node", "op_names", "register_op"]
+__all__ = ["CAST", "DMA", "ENGINES", "PE_TRANSPOSE", "SCALAR_ENGINE", "TENSOR_ENGINE", "VECTOR_ENGINE",
+           "Cost", "Op", "Verdict", "get_op", "has_op", "infer_node", "instruction_op", "op_names",
+           "register_op"]

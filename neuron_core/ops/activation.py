@@ -24,6 +24,11 @@ class _Ufunc(Unary):
 class Relu(Unary):
     """max(x, 0), elementwise."""
 
+    epilogue = "unary"
+    layout_free = True
+    vector_code = -1
+    session_epilogue = True
+    fused_activation = "Relu"
     graph_kernel = "exact"
     exact = True
     writes_out = True
@@ -40,6 +45,8 @@ class Relu(Unary):
 class LeakyRelu(Unary):
     """x if x >= 0 else alpha * x."""
 
+    epilogue = "unary"
+    layout_free = True
     graph_kernel = "probed"
     defaults = {"alpha": 0.01}
     flops_per_element = 2
@@ -63,6 +70,8 @@ class PRelu(Binary):
 class Elu(Unary):
     """x if x > 0 else alpha * (exp(x) - 1)."""
 
+    epilogue = "unary"
+    layout_free = True
     graph_kernel = "probed"
     defaults = {"alpha": 1.0}
     flops_per_element = 4
@@ -88,6 +97,8 @@ class Selu(Unary):
 class Sigmoid(Unary):
     """1 / (1 + exp(-x))."""
 
+    epilogue = "unary"
+    layout_free = True
     graph_kernel = "probed"
     flops_per_element = 4
 
@@ -104,6 +115,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class Tanh(_Ufunc):
     """tanh(x)."""
 
+    epilogue = "unary"
+    layout_free = True
     graph_kernel = "probed"
     flops_per_element = 4
     fn = np.tanh
@@ -121,6 +134,8 @@ def _erf(x: np.ndarray) -> np.ndarray:
 class Erf(Unary):
     """The error function erf(x)."""
 
+    epilogue = "unary"
+    layout_free = True
     graph_kernel = "probed"
     flops_per_element = 8
 
@@ -132,6 +147,8 @@ class Erf(Unary):
 class Gelu(Unary):
     """x * Phi(x); approximate='tanh' uses 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
 
+    epilogue = "unary"
+    layout_free = True
     graph_kernel = "probed"
     defaults = {"approximate": "none"}
     flops_per_element = 8
@@ -174,6 +191,7 @@ class _Softmax(Unary):
 class Softmax(_Softmax):
     """exp(x) / sum(exp(x)) along `axis`."""
 
+    fast_kernels = ("session",)
     graph_kernel = "summed"
 
     def reference(self, x, axis):
@@ -199,6 +217,8 @@ class LogSoftmax(_Softmax):
 class Clip(Unary):
     """min(max(x, min), max); min and max are optional scalar inputs."""
 
+    epilogue = "unary"
+    layout_free = True
     graph_kernel = "probed"
     exact = True
     input_dtypes = (FLOATS + INDEX,)
@@ -216,6 +236,8 @@ class Clip(Unary):
 class HardSigmoid(Unary):
     """max(0, min(1, alpha * x + beta))."""
 
+    epilogue = "unary"
+    layout_free = True
     graph_kernel = "probed"
     defaults = {"alpha": 0.2, "beta": 0.5}
     flops_per_element = 4
@@ -228,6 +250,8 @@ class HardSigmoid(Unary):
 class HardSwish(Unary):
     """x * max(0, min(1, x / 6 + 0.5))."""
 
+    epilogue = "unary"
+    layout_free = True
     graph_kernel = "probed"
     flops_per_element = 5
 
@@ -240,6 +264,8 @@ class HardSwish(Unary):
 class Softplus(Unary):
     """log(exp(x) + 1)."""
 
+    epilogue = "unary"
+    layout_free = True
     graph_kernel = "probed"
     flops_per_element = 4
 
@@ -251,6 +277,7 @@ class Softplus(Unary):
 class Sqrt(_Ufunc):
     """sqrt(x)."""
 
+    layout_free = True
     graph_kernel = "exact"
     fn = np.sqrt
 
@@ -259,6 +286,7 @@ class Sqrt(_Ufunc):
 class Reciprocal(_Ufunc):
     """1 / x."""
 
+    layout_free = True
     graph_kernel = "exact"
     fn = np.reciprocal
 
@@ -267,6 +295,7 @@ class Reciprocal(_Ufunc):
 class Exp(_Ufunc):
     """exp(x)."""
 
+    layout_free = True
     graph_kernel = "probed"
     flops_per_element = 4
     fn = np.exp
@@ -276,6 +305,7 @@ class Exp(_Ufunc):
 class Log(_Ufunc):
     """Natural logarithm log(x)."""
 
+    layout_free = True
     graph_kernel = "probed"
     flops_per_element = 4
     fn = np.log
@@ -285,6 +315,7 @@ class Log(_Ufunc):
 class Neg(_Ufunc):
     """-x; also on integers, so it runs on the VectorEngine."""
 
+    layout_free = True
     graph_kernel = "exact"
     engine = VECTOR_ENGINE
     exact = True
@@ -296,6 +327,7 @@ class Neg(_Ufunc):
 class Abs(_Ufunc):
     """|x|; also on integers, so it runs on the VectorEngine."""
 
+    layout_free = True
     graph_kernel = "exact"
     engine = VECTOR_ENGINE
     exact = True

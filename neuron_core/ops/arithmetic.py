@@ -26,6 +26,11 @@ class _IndexArith(Binary):
 class Add(_IndexArith):
     """a + b, broadcast."""
 
+    epilogue = "binary"
+    layout_free = True
+    vector_code = 0
+    gemm_bias = True
+    session_epilogue = True
     fn = np.add
 
 
@@ -33,6 +38,9 @@ class Add(_IndexArith):
 class Sub(_IndexArith):
     """a - b, broadcast."""
 
+    epilogue = "binary"
+    layout_free = True
+    vector_code = 1
     fn = np.subtract
 
 
@@ -40,6 +48,9 @@ class Sub(_IndexArith):
 class Mul(_IndexArith):
     """a * b, broadcast."""
 
+    epilogue = "binary"
+    layout_free = True
+    vector_code = 2
     fn = np.multiply
 
 
@@ -47,6 +58,9 @@ class Mul(_IndexArith):
 class Div(_IndexArith):
     """a / b, broadcast; integer division truncates toward zero, as in onnxruntime."""
 
+    epilogue = "binary"
+    layout_free = True
+    vector_code = 3
     def reference(self, a, b, out=None):
         if a.dtype.kind != "i":
             return np.divide(a, b, out=out)
@@ -60,6 +74,7 @@ class Div(_IndexArith):
 class Pow(Binary):
     """a ** b, broadcast; the result has the base's dtype whatever the exponent's."""
 
+    layout_free = True
     engine = SCALAR_ENGINE
     input_dtypes = (FLOATS, FLOATS + INDEX)
     flops_per_element = 8
@@ -81,6 +96,7 @@ class _Fold(Variadic):
 class Max(_Fold):
     """Elementwise maximum of all inputs, broadcast."""
 
+    layout_free = True
     graph_kernel = "exact"
     exact = True
     input_dtypes = (FLOATS + INDEX,)
@@ -91,6 +107,7 @@ class Max(_Fold):
 class Min(_Fold):
     """Elementwise minimum of all inputs, broadcast."""
 
+    layout_free = True
     graph_kernel = "exact"
     exact = True
     input_dtypes = (FLOATS + INDEX,)
@@ -101,6 +118,7 @@ class Min(_Fold):
 class Sum(_Fold):
     """Elementwise sum of all inputs, broadcast."""
 
+    layout_free = True
     fold = np.add
 
 
@@ -108,6 +126,7 @@ class Sum(_Fold):
 class Mean(_Fold):
     """Elementwise mean of all inputs, broadcast."""
 
+    layout_free = True
     fold = np.add
 
     def reference(self, *xs):

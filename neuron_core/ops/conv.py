@@ -65,12 +65,17 @@ def _depthwise(x: np.ndarray, w: np.ndarray, win: Window) -> np.ndarray:
 class Conv(Op):
     """N-D convolution (cross-correlation) with groups, strides, dilations and padding."""
 
+    timing = "window"
+    fast_kernels = ("blocked-conv", "session")
     graph_kernel = "summed"
     engine = TENSOR_ENGINE
     defaults = {**WINDOW_DEFAULTS, "group": 1, "kernel_shape": None}
 
     def window(self, attrs: dict, x_shape, w_shape) -> Window:
         return resolve(tuple(x_shape[2:]), kernel_of(attrs, w_shape), attrs)
+
+    def shares_stationary(self, attrs, stationary_shape):
+        return int(attrs.get("group", 1)) == 1  # every image meets the whole filter
 
     def infer(self, node, types):
         x, w = types[0], types[1]
@@ -120,6 +125,8 @@ def transpose_window(spatial, kernel, attrs: dict) -> Window:
 class ConvTranspose(Op):
     """N-D transposed convolution (gradient of Conv) with groups, output_padding, output_shape."""
 
+    timing = "window"
+    fast_kernels = ("session",)
     graph_kernel = "summed"
     engine = TENSOR_ENGINE
     defaults = {**WINDOW_DEFAULTS, "group": 1, "kernel_shape": None, "output_padding": None,

@@ -26,6 +26,7 @@ def _contract(a, b) -> tuple:
 class MatMul(Op):
     """Matrix product with numpy semantics: 1-D operands promoted, batch dims broadcast."""
 
+    fast_kernels = ("gemm", "session")
     graph_kernel = "summed"
     engine = TENSOR_ENGINE
 
@@ -34,6 +35,9 @@ class MatMul(Op):
         batch, m, _, n = _contract(a.shape, b.shape)
         shape = batch + ((m,) if a.rank > 1 else ()) + ((n,) if b.rank > 1 else ())
         return [TensorType(shape, a.dtype)]
+
+    def shares_stationary(self, attrs, stationary_shape):
+        return len(stationary_shape) <= 2  # a weight matrix: every batch row meets the same one
 
     def reference(self, a, b):
         return np.matmul(to_f32(a), to_f32(b)).astype(a.dtype, copy=False)
@@ -48,6 +52,7 @@ class MatMul(Op):
 class Gemm(Op):
     """alpha * A' @ B' + beta * C for 2-D A, B (optionally transposed) and broadcast C."""
 
+    fast_kernels = ("session",)
     graph_kernel = "summed"
     engine = TENSOR_ENGINE
     defaults = {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0}

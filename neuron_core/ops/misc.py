@@ -64,6 +64,7 @@ class Cast(Op):
 class Identity(_Move, Unary):
     """The input, unchanged."""
 
+    pass_through = True
     graph_kernel = "exact"
     exact = True
 
@@ -75,6 +76,7 @@ class Identity(_Move, Unary):
 class Dropout(_Move):
     """Inference-mode dropout: the input unchanged, and an all-true mask as optional output 1."""
 
+    pass_through = True
     graph_kernel = "exact"
 
     def infer(self, node, types):

@@ -53,6 +53,7 @@ class BatchNormalization(Op):
 class LayerNormalization(Op):
     """Standardize over the axes from `axis` on, then * Scale + B (B optional)."""
 
+    fast_kernels = ("session",)
     graph_kernel = "summed"
     defaults = {"axis": -1, "epsilon": 1e-5, "stash_type": 1}
     flops_per_element = 8

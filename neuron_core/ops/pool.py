@@ -18,6 +18,7 @@ class _Pool(Op):
     """A windowed pool: output (N, C, *out); cost = output elements x window size."""
 
     engine = VECTOR_ENGINE
+    timing = "window"
     defaults = {**WINDOW_DEFAULTS, "ceil_mode": 0, "kernel_shape": None}
 
     def window(self, attrs: dict, x_shape) -> Window:
@@ -67,6 +68,7 @@ def separable_max(xp: np.ndarray, win: Window) -> np.ndarray:
 class MaxPool(_Pool):
     """Maximum over each window (padding never wins)."""
 
+    fast_kernels = ("blocked-pool",)
     graph_kernel = "exact"
     exact = True
 
@@ -118,6 +120,7 @@ class _GlobalPool(Op):
     """Reduce every spatial axis to 1: output (N, C, 1, ...)."""
 
     engine = VECTOR_ENGINE
+    timing = "window"
 
     def infer(self, node, types):
         x = types[0]

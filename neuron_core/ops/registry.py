@@ -34,6 +34,9 @@ ENGINES = {
                   "fast-relayout",
     DMA: "data movement only (reshape, slice, concat, gather, pad): exact",
 }
+#: the casting policy's class of each engine's ops (see Op.precision)
+PRECISION_CLASS = {TENSOR_ENGINE: "matmul", SCALAR_ENGINE: "compute", VECTOR_ENGINE: "compute",
+                   PE_TRANSPOSE: "transpose", DMA: "move"}
 #: the short names NEFFs of format 1.1 and earlier stored
 LEGACY_ENGINES = {"pe": TENSOR_ENGINE, "act": SCALAR_ENGINE, "vector": VECTOR_ENGINE,
                   "relayout": PE_TRANSPOSE, "dma": DMA}
@@ -94,6 +97,57 @@ class Op:
     #: order), "probed" (an elementwise function checked against the reference on every stored
     #: value at load), or None (on the reference, between graphs)
     graph_kernel: ClassVar[str | None] = None
+
+    # -- what the compiler and the runtime read about the op, declared here and nowhere else --------
+    #: how a TensorEngine op takes it into its PSUM-evacuation epilogue: "unary" (its other inputs,
+    #: if any, are constants), "binary" (an elementwise op of the result and a constant, of the
+    #: result's shape), or None (it is never absorbed)
+    epilogue: ClassVar[str | None] = None
+    #: elementwise: each output element depends on the same element of each input alone, so
+    #: operands blocked alike (runtime/kernels/blocked.py) give a result blocked alike
+    layout_free: ClassVar[bool] = False
+    #: for a TensorEngine op, the input positions that stream through the PE array (in the matmul
+    #: dtype); its other inputs (a bias) join in the fp32 epilogue
+    matmul_inputs: ClassVar[tuple] = (0, 1)
+    #: how the timing model holds its operands in the SBUF: "stream" (row tiles), "window" (one
+    #: image at a time: convolutions, pools, resizes), "view" (a DMA op that moves nothing:
+    #: reshapes), "gather" (a DMA op that reads only the rows of input 0 it picks)
+    timing: ClassVar[str] = "stream"
+    #: the per-instruction fast kernels (runtime/kernels/) that may take it, tried in order:
+    #: "blocked-conv", "blocked-pool" (onnxruntime's channel-blocked layout), "gemm" (a MatMul by
+    #: a 2-D weight as one Gemm over rows), "session" (a one-node onnxruntime session of the op,
+    #: which computes the same fp32 semantics, up to summation order)
+    fast_kernels: ClassVar[tuple] = ()
+    #: its code in the fused elementwise kernel (neuron_core/_jit.py): 0-3 for add, sub, mul and
+    #: div; -1 for a Relu alone; None: not taken
+    vector_code: ClassVar[int | None] = None
+    #: a session kernel may run it in its epilogue: onnxruntime computes it in fp32 exactly as the
+    #: executor does (an fp32 add, a max with 0)
+    session_epilogue: ClassVar[bool] = False
+    #: it adds its two operands: a constant vector added to a MatMul's result is a bias a Gemm
+    #: starts its sums from (runtime/kernels/gemm.py)
+    gemm_bias: ClassVar[bool] = False
+    #: the name onnxruntime's fused convolutions take for it as their `activation`, or None
+    fused_activation: ClassVar[str | None] = None
+    #: it only passes its first input through at inference time (the compiler removes it)
+    pass_through: ClassVar[bool] = False
+
+    @property
+    def precision(self) -> str:
+        """How the casting policy treats it (compiler/precision.py): "matmul" (TensorEngine
+        inputs in the matmul dtype), "compute" (fp32 inside an engine, written in the dtype of
+        other ops), "transpose" (a PE-array transpose) or "move" (data movement: exact)."""
+        return PRECISION_CLASS[self.engine]
+
+    @property
+    def reads_blocked(self) -> bool:
+        """Whether some kernel of it may read an operand in the blocked layout."""
+        return self.layout_free or any(k.startswith("blocked-") for k in self.fast_kernels)
+
+    def shares_stationary(self, attrs: dict, stationary_shape: tuple) -> bool:
+        """Whether all the matmuls of one instruction share its stationary operand (input 1), so
+        the timing model may fold the batch into the moving rows."""
+        return False
 
     def attrs(self, node: Node) -> dict:
         if not self.defaults:
@@ -166,6 +220,31 @@ class Op:
         return Cost(self.flops_per_element * out_elems if self.arithmetic else 0, io_bytes(node))
 
 
+#: the op of the cast instructions the lowering places where an engine needs a value in another
+#: precision (no graph node has it; runtime/executor.py rounds for it)
+CAST = "_cast"
+
+
+class _Cast(Op):
+    """A rounding of a float buffer to the precision in attribute `to` (a ScalarEngine pass)."""
+
+    name = CAST
+    engine = SCALAR_ENGINE
+    layout_free = True
+    input_dtypes = None
+
+    def reference(self, x, to=None):
+        return dtypes.round_to(x, to) if to else x
+
+
+_CAST_OP = _Cast()
+
+
+def instruction_op(op: str) -> Op:
+    """The op an instruction of a program runs: a registered op, or the cast instruction."""
+    return _CAST_OP if op == CAST else get_op(op)
+
+
 def _numel(value) -> int:
     t = value.type
     return t.numel if t is not None and t.is_static else 0
@@ -218,6 +297,14 @@ def get_op(op_type: str) -> Op:
             "`neuron-cc list-operators --framework ONNX`") from None
 
 
+#: control-flow ops: no NeuronCore program takes them, they run on the host
+CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
+
+
+def is_control_flow(op_type: str) -> bool:
+    return op_type in CONTROL_FLOW
+
+
 def has_op(op_type: str) -> bool:
     _load_all()
     return op_type in _REGISTRY
@@ -266,5 +353,5 @@ def to_f32(x: np.ndarray) -> np.ndarray:
     return x if x.dtype == np.float32 else x.astype(np.float32)
 
 
-__all__ = ["Op", "Verdict", "Cost", "ENGINES", "FLOATS", "INDEX", "register_op", "get_op", "has_op",
+__all__ = ["Op", "Verdict", "Cost", "CAST", "ENGINES", "instruction_op", "FLOATS", "INDEX", "register_op", "get_op", "has_op",
            "op_names", "infer_node", "const_value", "io_bytes", "dtypes"]

@@ -124,6 +124,7 @@ def _along(x: np.ndarray, axis: int, idx: np.ndarray, weights) -> np.ndarray:
 class Resize(Op):
     """Resize by scales or sizes with nearest, linear or cubic interpolation."""
 
+    timing = "window"
     engine = VECTOR_ENGINE
     input_dtypes = (FLOATS,)
     static_inputs = (1, 2, 3)

@@ -181,6 +181,7 @@ class _Indexing(Movement):
 class Gather(_Indexing):
     """data.take(indices, axis): the indices' shape replaces the axis (a scalar index drops it)."""
 
+    timing = "gather"
     def indexed_shape(self, data, indices, axis):
         return data[:axis] + indices + data[axis + 1:]
 
@@ -192,6 +193,7 @@ class Gather(_Indexing):
 class GatherElements(_Indexing):
     """out[i][j] = data[indices[i][j]][j] (for axis 0): indices pick elements along `axis`."""
 
+    timing = "gather"
     def indexed_shape(self, data, indices, axis):
         if len(data) != len(indices):
             raise ValueError(f"indices of rank {len(indices)} for data of rank {len(data)}")

@@ -15,7 +15,7 @@ from ..ops import TENSOR_ENGINE, get_op, has_op
 from ..ops.registry import Verdict
 from .cluster import cluster_indices
 from .options import PartitionOptions, TransferCosts
-from .verdicts import _named, all_verdicts
+from .verdicts import _named, all_verdicts, cannot_run
 
 log = logging.getLogger("Neuron")
 
@@ -108,10 +108,8 @@ def partition(graph: Graph, options: PartitionOptions | None = None, *,
     if not options.fallback:
         bad = [(n, verdicts[n.name]) for n in nodes if not verdicts[n.name].supported]
         if bad:
-            lines = "\n".join(f"  %{n.name} ({n.op_type}): {v.reason}" for n, v in bad)
-            raise UnsupportedOpError(
-                f"fallback=False but {len(bad)} of {len(nodes)} operations cannot run on Neuron:\n"
-                f"{lines}\nPass fallback=True to run them on the host.")
+            raise UnsupportedOpError(cannot_run(bad, len(nodes), "fallback=False but ",
+                                                "Pass fallback=True to run them on the host."))
     supported = [verdicts[n.name].supported for n in nodes]
     clusters = [[nodes[i] for i in c] for c in cluster_indices(nodes, supported)]
     subs = []

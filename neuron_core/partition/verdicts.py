@@ -6,10 +6,11 @@ non-tensor, too-small, cost-rejected, not-dominant (the last three are given to 
 from __future__ import annotations
 
 from ..ops import get_op, has_op
-from ..ops.registry import Verdict
+from ..ops.registry import Verdict, is_control_flow
 from .options import PartitionOptions
 
-CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
+
+_DEFAULT = PartitionOptions()
 
 
 def _named(node, names: tuple) -> bool:
@@ -26,15 +27,17 @@ def _dynamic_non_batch(node) -> str | None:
     return None
 
 
-def node_verdict(node, options: PartitionOptions) -> Verdict:
-    """Why `node` may or may not run on the NeuronCore, user controls included."""
+def node_verdict(node, options: PartitionOptions | None = None) -> Verdict:
+    """Why `node` may or may not run on the NeuronCore, user controls included: the one support
+    verdict, which the partitioner and the compiler (with default options) both ask."""
+    options = options or _DEFAULT
     if _named(node, options.no_fuse_ops):
         return Verdict.no("user-denied", f"{node.op_type} %{node.name} is listed in no_fuse_ops")
     if options.subgraph_builder_function is not None:
         if not options.subgraph_builder_function(node.native if node.native is not None else node):
             return Verdict.no("user-denied", f"subgraph_builder_function returned False for "
                               f"%{node.name}")
-    if node.op_type in CONTROL_FLOW:
+    if is_control_flow(node.op_type):
         return Verdict.no("control-flow", f"{node.op_type} is control flow; it runs on the host")
     if any(v is not None and v.type is None for v in list(node.inputs) + list(node.outputs)):
         return Verdict.no("non-tensor", f"%{node.name} reads or produces a value that is not a "
@@ -48,6 +51,13 @@ def node_verdict(node, options: PartitionOptions) -> Verdict:
     return get_op(node.op_type).check(node)
 
 
-def all_verdicts(graph, options: PartitionOptions) -> dict:
+def all_verdicts(graph, options: PartitionOptions | None = None) -> dict:
     """Verdicts keyed by node name, in graph order."""
     return {node.name: node_verdict(node, options) for node in graph.nodes}
+
+
+def cannot_run(bad: list, total: int, lead: str, hint: str) -> str:
+    """The message listing every node that cannot run on Neuron: `bad` is (node, verdict) pairs
+    of a graph of `total` nodes; `lead` opens it, `hint` says what to do."""
+    lines = "\n".join(f"  %{n.name} ({n.op_type}): {v.reason}" for n, v in bad)
+    return f"{lead}{len(bad)} of {total} nodes cannot run on Neuron:\n{lines}\n{hint}"

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import NeuronError
 from ..hw import INF1, INF1_INSTANCES, NeuronCoreConfig
-from .timing import GATHER_OPS, compute_seconds, simulate
+from .timing import compute_seconds, gathers, simulate
 
 
 @dataclass
@@ -150,7 +150,7 @@ def stage_cost_model(program, hw: NeuronCoreConfig, active: int):
             if b is None:
                 continue
             buf = program.buffers[b]
-            if buf.kind == "weight" and not (instr.op in GATHER_OPS and instr.inputs[0] == b):
+            if buf.kind == "weight" and not gathers(instr, b):
                 w += buf.nbytes
             elif buf.kind in ("weight", "input"):
                 o += buf.nbytes if buf.kind == "input" else \

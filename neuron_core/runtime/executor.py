@@ -11,23 +11,23 @@ epilogue ops that take `out=` write into the TensorEngine op's own result instea
 op that takes `out=` writes into an input that dies with it and that no other buffer can share; and
 rounding happens in place in arrays the executor made itself. A model input is never written to.
 
-With the instruction kernels (runtime/kernels.py), activations between convolutions stay in
+With the instruction kernels (runtime/kernels/), activations between convolutions stay in
 onnxruntime's blocked layout: Executor._plan decides once which buffers hold blocked arrays, and
 every reader that needs NCHW (and every model output) gets its buffer converted back.
 
-GraphExecutor runs the default kernel set, "fast": the program lowered to onnxruntime graphs
-(runtime/graph.py), built once per machine and kept in the user cache (runtime/cache.py).
+GraphExecutor (runtime/graph_executor.py) runs the default kernel set, "fast": the program lowered
+to onnxruntime graphs (runtime/graph.py), built once per machine and kept in the user cache.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import dtypes
 from ..errors import NeuronError
-from ..ops import get_op
+from ..ops import CAST, instruction_op
 from . import kernels
 
 PRECISIONS = ("hardware", "fp32")
@@ -56,53 +56,94 @@ def _input_storage(instr, buffers: list, rounding: dict) -> set:
 
 
 def _kernel(instr, rounding: dict, buffers: list, fast=None, vector: bool = False):
-    """A closure computing one instruction: `run(args, env, donor)` -> (output arrays, rounded;
-    whether each is a fresh array no other buffer shares). `donor` is the index of an input the
-    op may write its result into (see Executor._donors), or None. `fast` is a (run, absorbed) pair
-    from kernels.session_kernel: run(args) stands for the op and the first `absorbed` epilogue ops
-    (or returns None: then the reference runs the op and its whole epilogue). With `vector`, an
-    elementwise instruction kernels.vector_kernel takes runs there when its arguments allow."""
-    if instr.op == "_cast":
-        to = instr.attrs["to"] if rounding else None
+    """The step function computing one instruction: `run(args, env, donor)` -> (output arrays,
+    rounded; whether each is a fresh array no other buffer shares). `donor` is the index of an
+    input the op may write its result into (see Executor._donors), or None. `fast` is a
+    kernels.Kernel for it (or None); with `vector`, an elementwise instruction the fused vector
+    kernel takes runs there when its arguments allow."""
+    if instr.op == CAST:
+        return _Cast(instr.attrs["to"] if rounding else None)
+    return _Compute(instr, rounding, buffers, fast, vector)
 
-        def cast(args, env, donor):
-            return ([dtypes.round_to(args[0], to)], [True]) if to else ([args[0]], [False])
-        return cast
 
-    op = get_op(instr.op)
-    attrs = dict(op.defaults)
-    attrs.update(decode_attrs(instr.attrs))
-    fast_run, absorbed = fast or (None, 0)
-    blocked = getattr(fast_run, "blocked", False)  # its argument is blocked: no reference for it
-    post = [(get_op(p["op"]), {**get_op(p["op"]).defaults, **decode_attrs(p["attrs"])}, p["inputs"])
-            for p in instr.post]
-    rounds = [rounding.get(o) for o in instr.outputs]
-    if op.exact and not post and rounds != [None] * len(rounds):
-        # the outputs hold input values only: already exact in the inputs' common storage dtype
-        storage = _input_storage(instr, buffers, rounding)
-        if len(storage) == 1:
-            rounds = [None if to in storage else to for to in rounds]
-    reference = op.reference
-    fused = kernels.vector_kernel(instr, rounds) if vector else None
+class _Cast:
+    """A cast instruction: the rounding to `to` (None in fp32 precision: the value as it is)."""
 
-    def run(args, env, donor):
-        if fused is not None:
-            out = fused(args, args[donor] if donor is not None else None)
+    __slots__ = ("to",)
+
+    def __init__(self, to):
+        self.to = to
+
+    def __call__(self, args, env, donor):
+        if self.to:
+            return [dtypes.round_to(args[0], self.to)], [True]
+        return [args[0]], [False]
+
+
+class _Compute:
+    """An op instruction: the fused vector kernel, else the fast kernel, else the op's reference;
+    then the epilogue ops the kernel did not absorb, then the rounding of each output to its
+    storage dtype. One method per path."""
+
+    __slots__ = ("instr", "attrs", "reference", "fast", "post", "rounds", "fused")
+
+    def __init__(self, instr, rounding: dict, buffers: list, fast, vector: bool):
+        op = instruction_op(instr.op)
+        self.instr, self.reference, self.fast = instr, op.reference, fast
+        self.attrs = {**op.defaults, **decode_attrs(instr.attrs)}
+        self.post = [(instruction_op(p["op"]),
+                      {**instruction_op(p["op"]).defaults, **decode_attrs(p["attrs"])},
+                      p["inputs"]) for p in instr.post]
+        rounds = [rounding.get(o) for o in instr.outputs]
+        if op.exact and not self.post and rounds != [None] * len(rounds):
+            # the outputs hold input values only: already exact in the inputs' common storage
+            storage = _input_storage(instr, buffers, rounding)
+            if len(storage) == 1:
+                rounds = [None if to in storage else to for to in rounds]
+        self.rounds = rounds
+        self.fused = kernels.vector_kernel(instr, rounds) if vector else None
+
+    def __call__(self, args, env, donor):
+        if self.fused is not None:
+            out = self.fused(args, args[donor] if donor is not None else None)
             if out is not None:
                 return [out], [True]
-        out = fast_run(args) if fast_run else None
-        if out is None and blocked:
-            raise NeuronError(f"internal error: the blocked kernel of {instr.op} ({instr.node}) "
-                              "gave no result; run with NEURON_SIM_KERNELS=reference")
-        rest = post[absorbed:] if out is not None else post
-        owned = False
+        outs, owned, rest = self._fast(args)
+        if outs is None:
+            outs, owned, rest = self._reference(args, donor)
+        owned = self._epilogue(rest, outs, owned, args, env)
+        fresh = [owned] + [_owned(o, args) for o in outs[1:]]
+        return self._round(outs, fresh), fresh
+
+    def _fast(self, args):
+        """(outputs, owned, epilogue ops left) from the fast kernel, or (None, ...) without one."""
+        if self.fast is None:
+            return None, False, self.post
+        out = self.fast.run(args)
         if out is None:
-            if donor is not None and _fits(args[donor], args):
-                out, owned = reference(*args, out=args[donor], **attrs), True
-            else:
-                out = reference(*args, **attrs)
+            if self.fast.blocked:  # its argument is blocked: no reference can take it
+                raise NeuronError(f"internal error: the blocked kernel of {self.instr.op} "
+                                  f"({self.instr.node}) gave no result; run with "
+                                  "NEURON_SIM_KERNELS=reference")
+            return None, False, self.post
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
-        owned = owned or _owned(outs[0], args)
+        return outs, _owned(outs[0], args), self.post[self.fast.absorbed:]
+
+    def _reference(self, args, donor):
+        """(outputs, owned, the whole epilogue) from the op's NumPy reference, writing into the
+        donor input where the op takes `out=`."""
+        if donor is not None and _fits(args[donor], args):
+            out, owned = self.reference(*args, out=args[donor], **self.attrs), True
+        else:
+            out = self.reference(*args, **self.attrs)
+            owned = False
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        return outs, owned or _owned(outs[0], args), self.post
+
+    @staticmethod
+    def _epilogue(rest: list, outs: list, owned: bool, args: list, env) -> bool:
+        """Apply epilogue ops `rest` to outs[0] in fp32 (in place where it is owned and the op
+        takes `out=`); returns whether outs[0] is then owned."""
         for p_op, p_attrs, p_inputs in rest:
             p_args = [outs[0] if i == -1 else (None if i is None else env[i]) for i in p_inputs]
             if owned and p_op.writes_out and _fits(outs[0], p_args):
@@ -111,13 +152,29 @@ def _kernel(instr, rounding: dict, buffers: list, fast=None, vector: bool = Fals
                 prev = outs[0] if owned else None
                 outs[0] = p_op.reference(*p_args, **p_attrs)
                 owned = _owned(outs[0], [a for a in p_args if a is not prev] + args)
-        fresh = [owned] + [_owned(o, args) for o in outs[1:]]
-        for k, to in enumerate(rounds):
-            if to is not None:  # rounds in place into a fresh array, else into a new one
+        return owned
+
+    def _round(self, outs: list, fresh: list) -> list:
+        """Each output rounded to its storage dtype: in place into a fresh array, else a new one."""
+        for k, to in enumerate(self.rounds):
+            if to is not None:
                 outs[k] = dtypes.round_to(outs[k], to, inplace=fresh[k])
                 fresh[k] = True
-        return outs, fresh
-    return run
+        return outs
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One instruction as the executor runs it: its step function (see _kernel), the buffers it
+    reads and writes, those that die after it, the input it may write its result into (see
+    _donors), and the blocked buffers it reads back in NCHW."""
+
+    run: object
+    inputs: list
+    outputs: list
+    free: list
+    donor: int | None = None
+    unblock: tuple = ()
 
 
 def _owned(result, inputs: list) -> bool:
@@ -144,7 +201,7 @@ class Executor:
     """Runs a Program instruction by instruction on prepared weights. `precision` is "hardware" or
     "fp32"; `kernels` is "instruction" (TensorEngine instructions over constant weights on
     onnxruntime's packed-weight kernels, one session each) or "reference" (every instruction on
-    the ops' NumPy references); see runtime/kernels.py."""
+    the ops' NumPy references); see runtime/kernels/."""
 
     def __init__(self, program, weights: dict, precision: str = "hardware",
                  kernels_: str = "instruction"):
@@ -169,8 +226,8 @@ class Executor:
         self.fast_kernels = sum(f is not None for f in fast)
         donors = _donors(program)
         vector = kernels_ == "instruction"
-        self.steps = [(_kernel(i, rounding, program.buffers, f, vector), i.inputs, i.outputs,
-                       i.free, d, u)
+        self.steps = [Step(_kernel(i, rounding, program.buffers, f, vector), i.inputs, i.outputs,
+                           i.free, d, u)
                       for i, f, d, u in zip(program.instrs, fast, donors, unblock)]
 
     def _plan(self, kernels_: str):
@@ -184,18 +241,16 @@ class Executor:
         block = kernels.nchwc_block()
         takes_blocked: set = set()  # buffers some instruction may read blocked
         for instr in instrs:
-            if instr.op in ("Conv", "MaxPool") or instr.op in kernels.LAYOUT_FREE:
+            if instruction_op(instr.op).reads_blocked:
                 takes_blocked.update(instr.inputs)
         blocked: set = set()
         fast, unblock = [], []
         for instr in instrs:
             source = instr.inputs[0] if instr.inputs else None
-            kernel = kernels.session_kernel(
-                instr, buffers, self.env_template,
-                block if takes_blocked & set(instr.outputs) else None, source in blocked)
-            if kernel is None and source in blocked:
-                kernel = kernels.nchwc_pool(instr, block)
-            if kernel is not None and getattr(kernel[0], "blocked", False):
+            kernel = kernels.fast_kernel(instr, buffers, self.env_template, block,
+                                         bool(takes_blocked & set(instr.outputs)),
+                                         source in blocked)
+            if kernel is not None and kernel.blocked:
                 kept = {source} & blocked
             elif kernels.layout_free(instr, buffers, blocked):
                 kept = set(instr.inputs) | {i for p in instr.post for i in p["inputs"]}
@@ -203,7 +258,7 @@ class Executor:
                 kept = set()
             reads = set(instr.inputs) | {i for p in instr.post for i in p["inputs"]}
             unblock.append(tuple(sorted((reads & blocked) - kept)))
-            if kernel is not None and getattr(kernel[0], "blocked", False) or kept:
+            if kernel is not None and kernel.blocked or kept:
                 blocked.update(instr.outputs)
             fast.append(kernel)
         return fast, blocked, unblock
@@ -216,21 +271,22 @@ class Executor:
         for bid, arr in zip(self.program.inputs, inputs):
             env[bid] = arr
         clock = time.perf_counter if timings is not None else None
-        for j, (kernel, ins, outs, free, donor, unblock) in enumerate(self.steps):
+        for j, step in enumerate(self.steps):
             started = clock() if clock else 0.0
             view = env
-            if unblock:  # blocked buffers this instruction reads in NCHW
+            if step.unblock:  # blocked buffers this instruction reads in NCHW
                 view = list(env)
-                for b in unblock:
+                for b in step.unblock:
                     view[b] = kernels.to_plain(env[b])
+            ins, donor = step.inputs, step.donor
             args = [None if i is None else view[i] for i in ins]
-            results, owned = kernel(args, view, donor if donor is not None and fresh[ins[donor]]
-                                    else None)
+            results, owned = step.run(args, view, donor if donor is not None and fresh[ins[donor]]
+                                      else None)
             if clock:
                 timings.append((j, started, clock()))
-            for b, r, o in zip(outs, results, owned):
+            for b, r, o in zip(step.outputs, results, owned):
                 env[b], fresh[b] = r, o
-            for b in free:
+            for b in step.free:
                 env[b], fresh[b] = None, False
         return [kernels.to_plain(env[b]) if b in self.blocked else env[b]
                 for b in self.program.outputs]
@@ -249,7 +305,7 @@ def _donors(program) -> list:
     donors = []
     for instr in program.instrs:
         donor = None
-        if instr.op != "_cast" and get_op(instr.op).writes_out:
+        if instruction_op(instr.op).writes_out:
             for k, b in enumerate(instr.inputs):
                 buf = None if b is None else program.buffers[b]
                 if (buf is not None and buf.kind == "internal" and buf.dtype == dtypes.FP32
@@ -258,142 +314,3 @@ def _donors(program) -> list:
                     break
         donors.append(donor)
     return donors
-
-
-class GraphExecutor:
-    """Runs a Program as onnxruntime graphs (runtime/graph.py), the instructions no graph takes on
-    their references between them. Built graphs come from the user cache (runtime/cache.py) when
-    this machine built them before; `neff` is the NEFF the program came from (its weights and
-    the key of its cache entry)."""
-
-    def __init__(self, program, neff, precision: str = "hardware"):
-        if precision not in PRECISIONS:
-            raise NeuronError(f"precision {precision!r} is not valid; choose from {PRECISIONS}")
-        from . import cache
-        self.program, self.precision, self.kernels = program, precision, "fast"
-        self._neff = neff  # its weights are read (and their hash checked) only when needed
-        self._rounding = {}
-        if precision == "hardware":
-            self._rounding = {b.id: b.storage for b in program.buffers
-                              if dtypes.is_float(b.dtype) and b.storage in (dtypes.BF16,
-                                                                            dtypes.FP16)}
-        self._constants: list | None = None
-        self._fallback: dict = {}
-        key = cache.entry_key(neff, precision)
-        segments = cache.load(key)
-        self.from_cache = segments is not None
-        if segments is not None:
-            # the weights come from the cache; the NEFF's are still checked against their hash
-            # (a corrupted file is an error on every machine), on a second thread meanwhile
-            with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                check = pool.submit(lambda: neff.weights)
-                try:
-                    self._runs = [self._prepare(s) for s in segments]
-                except NeuronError:  # an entry onnxruntime no longer takes: built anew
-                    cache.discard(key)
-                    segments, self.from_cache = None, False
-                check.result()  # raises NeffFormatError for a corrupted weights section
-        if segments is None:
-            from .graph import Lowering
-            segments = Lowering(program, self.constants(), self._rounding,
-                                kernels.nchwc_block(), precision).segments()
-            self._runs = [self._prepare(s) for s in segments]
-            cache.store(key, segments)
-        self.segments = segments
-        #: how many instructions run in onnxruntime graphs, and in how many graphs
-        self.graph_instructions = sum(len(s.instrs) for s in segments if s.model is not None)
-        self.graphs = sum(s.model is not None for s in segments)
-
-    def constants(self) -> list:
-        """Per buffer its array on the device if it is a weight (rounded to its storage), else
-        None; made on first use (a program from the cache may never need them)."""
-        if self._constants is None:
-            self._constants = [None] * len(self.program.buffers)
-            for b in self.program.buffers:
-                if b.kind == "weight":
-                    arr = self._neff.weights[b.name]
-                    if b.id in self._rounding:
-                        arr = _round_plain(np.asarray(arr, np.float32), b.storage)
-                    self._constants[b.id] = arr
-        return self._constants
-
-    def _prepare(self, segment):
-        if segment.model is not None:
-            return _session_runner(segment)
-        instrs = [self.program.instrs[k] for k in segment.instrs]
-        weights = [i for instr in instrs for i in list(instr.inputs) + [
-            x for p in instr.post for x in p["inputs"]] if i not in (None, -1)]
-        constants = self.constants() if any(
-            self.program.buffers[i].kind == "weight" for i in weights) else None
-        steps = [(_kernel(instr, self._rounding, self.program.buffers), instr.inputs,
-                  instr.outputs, instr.free) for instr in instrs]
-
-        def run(env):
-            if constants is not None:
-                for i in weights:
-                    if constants[i] is not None:
-                        env[i] = constants[i]
-            for kernel, ins, outs, free in steps:
-                results, _ = kernel([None if i is None else env[i] for i in ins], env, None)
-                for b, r in zip(outs, results):
-                    env[b] = r
-                for b in free:
-                    env[b] = None
-            return True
-        return run
-
-    def run(self, inputs: list, timings: list | None = None) -> list:
-        """Run the program; with a `timings` list (a profile), every instruction runs on a kernel
-        of its own and appends (instruction, start, end) perf_counter seconds."""
-        if timings is not None:
-            return self._other("instruction").run(inputs, timings)
-        env: list = [None] * len(self.program.buffers)
-        for bid, arr in zip(self.program.inputs, inputs):
-            env[bid] = arr
-        for run in self._runs:
-            if not run(env):  # a NaN or an inf reached a MaxPool: the reference's result
-                return self._other("reference").run(inputs)
-        return [env[b] for b in self.program.outputs]
-
-    def _other(self, kernels_: str) -> "Executor":
-        if kernels_ not in self._fallback:
-            self._fallback[kernels_] = Executor(self.program, self._neff.weights, self.precision,
-                                                kernels_)
-        return self._fallback[kernels_]
-
-
-def _session_runner(segment):
-    """run(env) for a graph segment: feeds its inputs from `env`, stores its outputs there, and
-    says whether every MaxPool guard was finite."""
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    values = [ort.OrtValue.ortvalue_from_numpy(a) for a in segment.weights.values()]
-    if values:
-        options.add_external_initializers(list(segment.weights), values)
-    try:
-        session = ort.InferenceSession(segment.model, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise NeuronError(f"internal error: onnxruntime refused the graph of instructions "
-                          f"{segment.instrs[0]}..{segment.instrs[-1]}: {exc}; run with "
-                          "NEURON_SIM_KERNELS=instruction") from None
-    feeds = [(f"b{i}", i) for i in segment.inputs]
-    names = list(segment.output_names) + list(segment.guards)
-    outputs, n = segment.outputs, len(segment.outputs)
-
-    def run(env):
-        results = session.run(names, {name: env[i] for name, i in feeds})
-        for bid, r in zip(outputs, results):
-            env[bid] = r
-        return all(np.isfinite(g) for g in results[n:])
-    run.keep = values  # the session reads the initializers' memory
-    return run
-
-
-def _round_plain(x: np.ndarray, to: str) -> np.ndarray:
-    """x rounded to `to` without the compiled kernels (a load must not need the JIT)."""
-    import ml_dtypes
-    narrow = ml_dtypes.bfloat16 if to == dtypes.BF16 else np.float16
-    with np.errstate(over="ignore", invalid="ignore"):
-        return x.astype(narrow).astype(np.float32)

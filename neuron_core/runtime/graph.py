@@ -1,6 +1,6 @@
 """Whole-program kernels: a NEFF's program lowered to onnxruntime graphs, one session per graph.
 
-Running one onnxruntime session per instruction (runtime/kernels.py) costs a thread-pool wake-up,
+Running one onnxruntime session per instruction (runtime/kernels/) costs a thread-pool wake-up,
 a copy and a layout conversion per instruction, and a separate pass per rounding. Here the
 instructions become the nodes of one ONNX graph instead, with every cast point of the program an
 explicit `Cast` to bfloat16 (or float16) and back to float32: onnxruntime's Cast rounds to
@@ -44,15 +44,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import dtypes
-from ..ops import get_op
+from ..ops import CAST, get_op, instruction_op
 from . import kernels
+from .kernels.blocked import NCHWC
 
 log = logging.getLogger("Neuron")
 
 #: the ONNX opset of the graphs: the IR keeps the latest form of each op (Reduce* axes as inputs
 #: from 18, Gelu from 20)
 OPSET = 21
-_NCHWC = "com.microsoft.nchwc"
 #: constants up to this size are stored in the graph rather than fed from memory
 EMBED_BYTES = 1024
 
@@ -140,7 +140,7 @@ class Builder:
         if bid in self.blocked:
             channels = self.program.buffers[bid].shape[1]
             out, = self.node("ReorderOutput", [self.blocked[bid]], {"channels": channels},
-                             _NCHWC, hint=f"b{bid}_plain")
+                             NCHWC, hint=f"b{bid}_plain")
         elif self.constants[bid] is not None:
             out = name(bid)
             self._initializer(out, self.constants[bid])
@@ -152,7 +152,7 @@ class Builder:
 
     def blocked_input(self, bid: int) -> str:
         if bid not in self.blocked:
-            self.blocked[bid], = self.node("ReorderInput", [self.plain(bid)], domain=_NCHWC,
+            self.blocked[bid], = self.node("ReorderInput", [self.plain(bid)], domain=NCHWC,
                                            hint=f"b{bid}_nchwc")
         return self.blocked[bid]
 
@@ -190,12 +190,12 @@ class Lowering:
         self.block, self.hardware = block, precision == "hardware"
         self.takes_blocked: set = set()
         for instr in program.instrs:
-            if instr.op in ("Conv", "MaxPool") or instr.op in kernels.LAYOUT_FREE:
+            if instruction_op(instr.op).reads_blocked:
                 self.takes_blocked.update(instr.inputs)
 
     # -- what joins a graph ----------------------------------------------------------------------
     def in_graph(self, instr) -> bool:
-        if instr.op == "_cast":
+        if instr.op == CAST:
             return True
         ops = [(get_op(instr.op), instr.attrs)] + [(get_op(p["op"]), p["attrs"])
                                                      for p in instr.post]
@@ -280,9 +280,9 @@ class Lowering:
             [helper.make_tensor_value_info(name(i), _elem(buffers[i].dtype),
                                            list(buffers[i].shape)) for i in inputs],
             graph_outputs,
-            [kernels._external(n, a) for n, a in b.weights.items()] + b.embedded)
+            [kernels.external(n, a) for n, a in b.weights.items()] + b.embedded)
         model = helper.make_model(graph, opset_imports=[
-            helper.make_opsetid("", OPSET), helper.make_opsetid(_NCHWC, 1)])
+            helper.make_opsetid("", OPSET), helper.make_opsetid(NCHWC, 1)])
         model.ir_version = min(model.ir_version, 10)
         segment = Segment(ks, model.SerializeToString(), b.weights, inputs, outputs, b.guards)
         segment.output_names = out_names
@@ -290,7 +290,7 @@ class Lowering:
 
     # -- one instruction -------------------------------------------------------------------------
     def _lower(self, b: Builder, instr) -> None:
-        if instr.op == "_cast":
+        if instr.op == CAST:
             out = instr.outputs[0]
             to = instr.attrs["to"] if self.hardware else None
             source = instr.inputs[0]
@@ -323,13 +323,14 @@ class Lowering:
     def _layout_free(self, b: Builder, instr) -> bool:
         reads = [i for i in instr.inputs] + [i for p in instr.post for i in p["inputs"] if i != -1]
         shape = self.program.buffers[instr.outputs[0]].shape
-        return (instr.op in kernels.LAYOUT_FREE and len(instr.outputs) == 1
-                and all(p["op"] in kernels.LAYOUT_FREE for p in instr.post)
+        return (instruction_op(instr.op).layout_free and len(instr.outputs) == 1
+                and all(instruction_op(p["op"]).layout_free for p in instr.post)
                 and all(i is not None and i in b.blocked
                         and self.program.buffers[i].shape == shape for i in reads))
 
     def _blocked_conv(self, b: Builder, instr, rounds: list) -> bool:
-        if (not self.block or instr.op != "Conv" or len(instr.outputs) != 1
+        if (not self.block or "blocked-conv" not in get_op(instr.op).fast_kernels
+                or len(instr.outputs) != 1
                 or not self.takes_blocked & set(instr.outputs)):
             return False
         source = instr.inputs[0]
@@ -338,13 +339,13 @@ class Lowering:
         if found is None:
             return False
         attrs, relu, plain_input = found
-        w = kernels._block_filter(self.constants[instr.inputs[1]], self.block,
+        w = kernels.block_filter(self.constants[instr.inputs[1]], self.block,
                                   attrs.get("group", 1))
         names = [b.plain(source) if plain_input else b.blocked_input(source), b.const(w, "w")]
         if len(instr.inputs) > 2 and instr.inputs[2] is not None:
             names.append(b.plain(instr.inputs[2]))
         result, = b.node("Conv", names, dict(attrs, activation="Relu") if relu else attrs,
-                         _NCHWC, hint="conv")
+                         NCHWC, hint="conv")
         post = instr.post[1:] if relu else instr.post
         read = b.plain  # the epilogue's other operands are single values
         b.blocked[instr.outputs[0]] = _rounded(b, _epilogue(b, instr, result, post, read),
@@ -353,13 +354,14 @@ class Lowering:
 
     def _blocked_pool(self, b: Builder, instr, rounds: list) -> bool:
         source = instr.inputs[0] if instr.inputs else None
-        if not self.block or instr.op != "MaxPool" or source not in b.blocked:
+        if (not self.block or "blocked-pool" not in get_op(instr.op).fast_kernels
+                or source not in b.blocked):
             return False
         attrs = kernels.nchwc_pool_attrs(instr)
         if attrs is None:
             return False
         b.guard(b.blocked[source])
-        result, = b.node("MaxPool", [b.blocked[source]], attrs, _NCHWC, hint="pool")
+        result, = b.node("MaxPool", [b.blocked[source]], attrs, NCHWC, hint="pool")
         b.blocked[instr.outputs[0]] = _rounded(b, result, rounds[0])
         return True
 

@@ -21,7 +21,8 @@ from .. import dtypes
 from ..compiler.program import Program
 from ..errors import BadInputError, NeffFormatError, NeuronError
 from .device import get_device_manager
-from .executor import PRECISIONS, Executor, GraphExecutor
+from .executor import PRECISIONS, Executor
+from .graph_executor import GraphExecutor
 from .kernels import choose as choose_kernels
 from .state import process_state
 

@@ -56,11 +56,11 @@ def _probe(op_type: str, attrs: dict, constants: list, storage: str, to: str) ->
     b = Builder(None, [], None)
     inputs = ["x"] + [b.const(np.asarray(c, np.float32), "k") for c in constants]
     out, = get_op(op_type).graph(b, inputs, attrs, 1)
-    from .kernels import _external
+    from .kernels.session import external
     graph = helper.make_graph(
         b.nodes, "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [x.size])],
         [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
-        [_external(n, a) for n, a in b.weights.items()] + b.embedded)
+        [external(n, a) for n, a in b.weights.items()] + b.embedded)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -118,7 +118,7 @@ def _probe_fused_relu(block: int, activation: str = "Relu", params: list | None 
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from .kernels import _NCHWC, _block_filter
+    from .kernels.blocked import NCHWC, block_filter
     fused = {"activation": activation}
     if params is not None:
         fused["activation_params"] = params
@@ -135,20 +135,20 @@ def _probe_fused_relu(block: int, activation: str = "Relu", params: list | None 
                "direct": (centre, 1, {"kernel_shape": [1, 3], "pads": [0, 1, 0, 1]}),
                "depthwise": (np.ones((block, 1, 1, 3), np.float32) * centre[:1, :1], block,
                              {"kernel_shape": [1, 3], "pads": [0, 1, 0, 1], "group": block})}
-    nodes = [helper.make_node("ReorderInput", ["x"], ["xb"], domain=_NCHWC)]
+    nodes = [helper.make_node("ReorderInput", ["x"], ["xb"], domain=NCHWC)]
     weights, outputs = {}, []
     for name, (w, group, attrs) in filters.items():
-        weights[f"w_{name}"] = _block_filter(w, block, group)
-        nodes += [helper.make_node("Conv", ["xb", f"w_{name}"], [f"{name}_b"], domain=_NCHWC,
+        weights[f"w_{name}"] = block_filter(w, block, group)
+        nodes += [helper.make_node("Conv", ["xb", f"w_{name}"], [f"{name}_b"], domain=NCHWC,
                                    **fused, **attrs),
-                  helper.make_node("ReorderOutput", [f"{name}_b"], [name], domain=_NCHWC,
+                  helper.make_node("ReorderOutput", [f"{name}_b"], [name], domain=NCHWC,
                                    channels=block)]
         outputs.append(name)
     # NCHW input (fewer channels than a block): the filter reads channel 0 of 3
-    weights["w_nchw"] = _block_filter(centre[:, :3].copy(), block, 1)
-    nodes += [helper.make_node("Conv", ["x3", "w_nchw"], ["nchw_b"], domain=_NCHWC,
+    weights["w_nchw"] = block_filter(centre[:, :3].copy(), block, 1)
+    nodes += [helper.make_node("Conv", ["x3", "w_nchw"], ["nchw_b"], domain=NCHWC,
                                **fused, kernel_shape=[1, 3], pads=[0, 1, 0, 1]),
-              helper.make_node("ReorderOutput", ["nchw_b"], ["nchw"], domain=_NCHWC,
+              helper.make_node("ReorderOutput", ["nchw_b"], ["nchw"], domain=NCHWC,
                                channels=block)]
     outputs.append("nchw")
     x3 = np.ascontiguousarray(x[:, :3])
@@ -159,7 +159,7 @@ def _probe_fused_relu(block: int, activation: str = "Relu", params: list | None 
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
         [numpy_helper.from_array(a, k) for k, a in weights.items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid(_NCHWC, 1)])
+                                                    helper.make_opsetid(NCHWC, 1)])
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

@@ -67,12 +67,9 @@ import math
 from dataclasses import dataclass
 
 from ..hw import INF1, NeuronCoreConfig
-from ..ops.registry import DMA, PE_TRANSPOSE, SCALAR_ENGINE, TENSOR_ENGINE, VECTOR_ENGINE
+from ..ops.registry import (DMA, PE_TRANSPOSE, SCALAR_ENGINE, TENSOR_ENGINE, VECTOR_ENGINE,
+                            instruction_op)
 
-VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
-GATHER_OPS = frozenset({"Gather", "GatherElements", "GatherND"})
-WINDOW_OPS = frozenset({"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "Resize",
-                        "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"})
 LOAD_QUEUE, STORE_QUEUE = "DMA in", "DMA out"
 TRACK_OF = {TENSOR_ENGINE: TENSOR_ENGINE, PE_TRANSPOSE: TENSOR_ENGINE,
             SCALAR_ENGINE: SCALAR_ENGINE, VECTOR_ENGINE: VECTOR_ENGINE, DMA: STORE_QUEUE}
@@ -157,15 +154,23 @@ def _whole_bytes(instr, b: int, buf) -> int:
     row-wise ops and a matmul's moving operand and output work in row tiles (0); window ops
     (convolution, pooling) one image at a time; the rest (transposes, a stationary operand that
     is not a weight, data movement) the whole buffer."""
-    streams = ((instr.engine in (VECTOR_ENGINE, SCALAR_ENGINE) and instr.op not in WINDOW_OPS)
-               or (instr.engine == TENSOR_ENGINE and instr.op not in WINDOW_OPS
+    timing = instruction_op(instr.op).timing
+    streams = ((instr.engine in (VECTOR_ENGINE, SCALAR_ENGINE) and timing != "window")
+               or (instr.engine == TENSOR_ENGINE and timing != "window"
                    and (b in instr.outputs or instr.inputs[0] == b))
-               or (instr.engine == DMA and instr.op in VIEW_OPS))
+               or (instr.engine == DMA and timing == "view"))
     if streams:
         return 0
-    if instr.op in WINDOW_OPS and buf.shape:
+    if timing == "window" and buf.shape:
         return buf.nbytes // max(1, int(buf.shape[0]))
     return buf.nbytes
+
+
+def gathers(instr, b: int) -> bool:
+    """Whether instruction `instr` reads only the rows it picks of its input buffer `b` (a
+    gather from an embedding table), not the whole buffer."""
+    return (instruction_op(instr.op).timing == "gather" and bool(instr.inputs)
+            and instr.inputs[0] == b)
 
 
 def plan_sbuf(program, order, hw: NeuronCoreConfig) -> _Plan:
@@ -180,8 +185,7 @@ def plan_sbuf(program, order, hw: NeuronCoreConfig) -> _Plan:
         for b in _reads(instr) + list(instr.outputs):
             buf = program.buffers[b]
             if buf.kind == "weight":
-                gathered = instr.op in GATHER_OPS and instr.inputs and instr.inputs[0] == b
-                if not gathered and b not in need:
+                if not gathers(instr, b) and b not in need:
                     first.append(b)
                 need.setdefault(b, 0)
             else:
@@ -203,8 +207,7 @@ def pe_shape(instr, program) -> tuple:
     count, m, k, n = (int(x) for x in instr.matmul)
     if count > 1 and len(instr.inputs) > 1 and instr.inputs[1] is not None:
         stationary = program.buffers[instr.inputs[1]]
-        if (instr.op == "MatMul" and len(stationary.shape) <= 2) or \
-                (instr.op == "Conv" and int(instr.attrs.get("group", 1)) == 1):
+        if instruction_op(instr.op).shares_stationary(instr.attrs, stationary.shape):
             return 1, count * m, k, n
     return count, m, k, n
 
@@ -226,7 +229,7 @@ def compute_seconds(instr, program, hw: NeuronCoreConfig = INF1) -> float:
     elif instr.engine == VECTOR_ENGINE:
         cycles = instr.flops / hw.vector_flops_per_cycle
     else:  # data movement inside the SBUF; views cost nothing; DRAM reads are loads
-        if instr.op in VIEW_OPS or instr.op in GATHER_OPS:
+        if instruction_op(instr.op).timing in ("view", "gather"):
             return 0.0
         moved = sum(program.buffers[b].nbytes for b in instr.outputs)
         return moved / hw.core_dma_bytes_per_s
@@ -239,7 +242,7 @@ def _dram_read(instr, b: int, program, plan: _Plan, loaded: set) -> int:
     if buf.kind == "weight":
         if b in plan.resident:
             return 0
-        if instr.op in GATHER_OPS and instr.inputs and instr.inputs[0] == b:
+        if gathers(instr, b):
             return sum(program.buffers[o].nbytes for o in instr.outputs)
         if instr.tiles and not instr.tiles.get("sbuf_fits", True):
             return buf.nbytes * int(instr.tiles.get("m_chunks", 1))

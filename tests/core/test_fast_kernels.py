@@ -1,5 +1,5 @@
 """The fast kernels against the reference kernels: TensorEngine instructions on onnxruntime's packed
-weights (runtime/kernels.py) and the compiled bf16 rounding (dtypes.round_to).
+weights (runtime/kernels/) and the compiled bf16 rounding (dtypes.round_to).
 
 Both kernel sets sum the same fp32 products of the same stored operands, in different orders. In
 fp32 mode that is a few ulps of the partial sums (the ops' own tolerance against onnxruntime, rtol
@@ -326,7 +326,7 @@ def test_blocked_plan_follows_the_block_size(block, monkeypatch):
     AVX-512): a Conv is blocked when its output channels are a multiple of the block. The probe's
     answer is faked, so both plans are checked on any host (only planned, not run: a layout the
     CPU does not use would give wrong numbers)."""
-    monkeypatch.setattr(kernels, "_BLOCK", [block])
+    monkeypatch.setattr(kernels.blocked, "_BLOCK", [block])
     model, _ = _blocked_model("bottleneck")
     compiled = compile_graph(from_onnx(model), parse_compiler_args([]))
     with runtime.load(compiled.to_bytes(), precision="fp32") as m:
@@ -339,7 +339,7 @@ def test_blocked_plan_follows_the_block_size(block, monkeypatch):
     expect = stem | pool | c | add | relu | (a | b if 8 % block == 0 else set())
     assert blocked == expect
     # the only way back to NCHW: conv a (8 outputs) reads the pool plain when it cannot be blocked
-    converted = {bid for step in steps for bid in step[5]}
+    converted = {bid for step in steps for bid in step.unblock}
     assert converted == (set() if 8 % block == 0 else pool)
 
 
@@ -468,7 +468,7 @@ def test_without_a_blocked_layout_every_conv_runs_plain(monkeypatch):
     the results are the same."""
     model, feed = _blocked_model("bottleneck")
     with_blocks, _, _ = _run_both(model, feed, "fp32")
-    monkeypatch.setattr(kernels, "_BLOCK", [None])
+    monkeypatch.setattr(kernels.blocked, "_BLOCK", [None])
     neff = compile_graph(from_onnx(model), parse_compiler_args([])).to_bytes()
     with runtime.load(neff, precision="fp32") as m:
         assert not m._executor.blocked

@@ -118,8 +118,8 @@ def test_failing_pass_is_named_with_the_passes_before(monkeypatch):
 
     def broken(graph):
         raise ZeroDivisionError("boom")
-    monkeypatch.setattr(pipeline, "GRAPH_PASSES",
-                        pipeline.GRAPH_PASSES[:2] + [("broken", broken)])
+    monkeypatch.setattr(pipeline, "PIPELINE",
+                        pipeline.PIPELINE[:2] + [pipeline.graph_pass("broken", broken)])
     g = from_onnx(_model([helper.make_node("Relu", ["x"], ["y"])], [_vi("x", [1])], [_vi("y", [1])]))
     with pytest.raises(CompilerError, match=r"'broken' failed \(after infer_types, fold_constants\)"):
         compile_graph(g, parse_compiler_args([]))
@@ -132,11 +132,65 @@ def test_verify_env_runs_the_verifier_after_each_pass(monkeypatch):
         graph.nodes.reverse()
         return graph
     monkeypatch.setenv("NEURON_VERIFY", "1")
-    monkeypatch.setattr(pipeline, "GRAPH_PASSES", [("corrupt", corrupt)])
+    monkeypatch.setattr(pipeline, "PIPELINE", [pipeline.graph_pass("corrupt", corrupt)])
     nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Neg", ["r"], ["y"])]
     g = from_onnx(_model(nodes, [_vi("x", [1])], [_vi("y", [1])]))
     with pytest.raises(Exception, match="used before it is defined"):
         compile_graph(g, parse_compiler_args([]))
+
+
+def test_the_pipeline_names_every_stage():
+    from neuron_core.compiler import pipeline
+    assert [p.name for p in pipeline.PIPELINE] == [
+        "infer_types", "fold_constants", "remove_identities", "fold_batchnorm", "check_support",
+        "fuse", "assign_precision", "lower", "plan_memory"]
+
+
+def test_a_failing_memory_plan_is_named_as_such(monkeypatch):
+    """The stages after the graph passes go through the same loop: a plan_memory failure names
+    plan_memory and every pass before it."""
+    from neuron_core.compiler import pipeline
+
+    def broken(program):
+        raise IndexError("no room")
+    monkeypatch.setattr(pipeline, "plan_memory", broken)
+    g = from_onnx(_model([helper.make_node("Relu", ["x"], ["y"])], [_vi("x", [1])], [_vi("y", [1])]))
+    with pytest.raises(CompilerError, match=r"'plan_memory' failed \(after infer_types, .*, "
+                                            r"fuse, assign_precision, lower\): IndexError: no room"):
+        compile_graph(g, parse_compiler_args([]))
+
+
+def test_verify_checks_the_program_after_lowering(monkeypatch):
+    from neuron_core.compiler import pipeline
+
+    def scramble(c):
+        c.program.instrs.reverse()
+    monkeypatch.setenv("NEURON_VERIFY", "1")
+    monkeypatch.setattr(pipeline, "PIPELINE", pipeline.PIPELINE[:-1] + [
+        pipeline.Pass("scramble", scramble), pipeline.PIPELINE[-1]])
+    nodes = [helper.make_node("Sigmoid", ["x"], ["r"]), helper.make_node("Neg", ["r"], ["y"])]
+    g = from_onnx(_model(nodes, [_vi("x", [4])], [_vi("y", [4])]))
+    with pytest.raises(CompilerError, match="'scramble' failed .*reads buffer b\\d+ before any"):
+        compile_graph(g, parse_compiler_args([]))
+
+
+def test_dump_passes_writes_the_ir_after_every_pass(tmp_path):
+    from neuron_core.compiler import pipeline
+    inits = {"w": np.ones((4, 4), np.float32), "b": np.ones(4, np.float32)}
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["a"]),
+             helper.make_node("Identity", ["a"], ["i"]), helper.make_node("Relu", ["i"], ["y"])]
+    g = from_onnx(_model(nodes, [_vi("x", [2, 4])], [_vi("y", [2, 4])], inits))
+    compile_graph(g, parse_compiler_args(["--dump-passes", str(tmp_path)]))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["00-input.txt"] + [f"{k:02d}-{p.name}.txt"
+                                        for k, p in enumerate(pipeline.PIPELINE, 1)]
+    assert "Identity" in (tmp_path / "00-input.txt").read_text()
+    assert "Identity" not in (tmp_path / "03-remove_identities.txt").read_text()
+    assert "MatMul %" in (tmp_path / "06-fuse.txt").read_text().split("fusion groups")[1]
+    assert "-> Add %" in (tmp_path / "06-fuse.txt").read_text()
+    lowered = (tmp_path / "08-lower.txt").read_text()
+    assert "TensorEngine MatMul" in lowered and "|> Add(acc, b" in lowered and "|> Relu(acc)" in lowered
+    assert "@" in (tmp_path / "09-plan_memory.txt").read_text()  # offsets are assigned
 
 
 @pytest.mark.parametrize("args", [["--fast-math", "turbo"], ["--no-such-flag"], ["--verbose", "LOUD"]])

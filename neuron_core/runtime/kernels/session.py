@@ -1,0 +1,67 @@
+"""Session glue: onnxruntime sessions of small graphs whose constant weights it reads from the
+caller's memory, each with a pool of intra-op threads of its own that sleeps when idle."""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+log = logging.getLogger("Neuron")
+
+OPSET = 17
+#: intra-op threads per kernel session: every session has its own pool (a process-wide one would
+#: make onnxruntime refuse every other session in the process that keeps the default options), so a
+#: model holds (threads - 1) x instructions idle threads; more than 4 rarely pays for a single op
+MAX_THREADS = 4
+
+
+def session_options(ort):
+    """Options of a kernel session: a spinning pool would hold a core for a while after every call
+    and slow down the next kernel's pool, so its threads sleep when idle."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = min(len(os.sched_getaffinity(0)), MAX_THREADS)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def attribute(name: str, value):
+    """An ONNX attribute of an instruction's attribute value (ValueError for a tagged array, which
+    no kernel op takes as an attribute)."""
+    from onnx import helper
+    if isinstance(value, dict):
+        raise ValueError(name)
+    return helper.make_attribute(name, value)
+
+
+def external(name: str, array: np.ndarray):
+    """An initializer whose data the session takes from an OrtValue (no protobuf copy)."""
+    from onnx import TensorProto, helper
+    tensor = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(array.dtype),
+                         dims=array.shape, data_location=TensorProto.EXTERNAL)
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", name
+    return tensor
+
+
+def session(graph, weights: dict, what: str):
+    """An onnxruntime session running `graph` with `weights` as external initializers, and the
+    OrtValues it reads them from (to be kept alive with it); (None, None) if it takes no such
+    graph (`what` names it in the debug log)."""
+    import onnxruntime as ort
+    from onnx import helper
+    domains = {node.domain for node in graph.node} - {""}
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)] + [
+        helper.make_opsetid(d, 1) for d in domains])
+    options = session_options(ort)
+    values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in weights.values()]
+    if weights:
+        options.add_external_initializers(list(weights), values)
+    try:
+        found = ort.InferenceSession(model.SerializeToString(), options,
+                                     providers=["CPUExecutionProvider"])
+    except Exception as exc:  # a case the kernel library does not take: the reference runs it
+        log.debug("no fast kernel for %s: %s", what, exc)
+        return None, None
+    return found, values
