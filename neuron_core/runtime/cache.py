@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, dtypes
+from .._cpu import cpu_flags
 
 log = logging.getLogger("Neuron")
 
@@ -38,17 +39,6 @@ def cache_dir() -> Path | None:
         return None if chosen.strip().lower() in _OFF else Path(chosen)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "neuron-sim"
-
-
-def cpu_flags() -> str:
-    """The CPU's feature flags (what onnxruntime picks its kernels by), or the machine name."""
-    import platform
-    try:
-        with open("/proc/cpuinfo") as f:
-            line = next((x for x in f if x.startswith(("flags", "Features"))), "")
-    except OSError:
-        line = ""
-    return " ".join(sorted(line.split(":", 1)[-1].split())) or platform.machine()
 
 
 def _builder_digest() -> bytes:
