@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import __version__, dtypes
 from .._cpu import cpu_flags
+from .context import default
 
 log = logging.getLogger("Neuron")
 
@@ -44,16 +45,14 @@ def cache_dir() -> Path | None:
 def _builder_digest() -> bytes:
     """A digest of the code that builds the graphs (the ops and the runtime's lowering), so that
     a changed builder never reads what an earlier one stored."""
-    if not _BUILDER:
+    memo = default().memo("cache.builder_digest")
+    if not memo:
         digest = hashlib.sha256()
         package = Path(__file__).resolve().parent.parent
         for path in sorted([*package.glob("ops/*.py"), *package.glob("runtime/*.py")]):
             digest.update(path.name.encode() + path.read_bytes())
-        _BUILDER.append(digest.digest())
-    return _BUILDER[0]
-
-
-_BUILDER: list = []
+        memo["digest"] = digest.digest()
+    return memo["digest"]
 
 
 def entry_key(neff, precision: str) -> str:
