@@ -2,33 +2,19 @@
 NeuronCore runtime. Imports no deep-learning framework."""
 from __future__ import annotations
 
-import os
+import importlib
 import sys
 
+from . import _cpu
 from .errors import NeuronError
 
 __version__ = "0.1.0"
 
 
-def _pick_blas_kernel() -> None:
-    """OpenBLAS picks its kernels from the CPU model name and falls back to its oldest x86 kernel
-    when a virtual CPU hides it, at half the matmul speed or less. When numpy is not loaded yet and
-    the user chose nothing, choose from the CPU's feature flags instead."""
-    if "numpy" in sys.modules or "OPENBLAS_CORETYPE" in os.environ:
-        return
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")),
-                         [])
-    except OSError:
-        return
-    if "avx512f" in flags and "avx512bw" in flags:
-        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
-    elif "avx2" in flags and "fma" in flags:
-        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
-
-
-_pick_blas_kernel()
+if "numpy" not in sys.modules:
+    # numpy loads OpenBLAS, which picks its kernel then (see _cpu.openblas_kernel)
+    with _cpu.openblas_kernel("numpy"):
+        importlib.import_module("numpy")
 
 __all__ = ["NeuronError", "__version__"]
 
@@ -39,6 +25,5 @@ _SUBPACKAGES = frozenset({"bridge", "compiler", "frontends", "ir", "models", "ne
 
 def __getattr__(name: str):
     if name in _SUBPACKAGES:
-        import importlib
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

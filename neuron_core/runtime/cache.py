@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, dtypes
+from .._cpu import cpu_flags
+from .context import default
 
 log = logging.getLogger("Neuron")
 
@@ -40,30 +42,17 @@ def cache_dir() -> Path | None:
     return Path(base) / "neuron-sim"
 
 
-def cpu_flags() -> str:
-    """The CPU's feature flags (what onnxruntime picks its kernels by), or the machine name."""
-    import platform
-    try:
-        with open("/proc/cpuinfo") as f:
-            line = next((x for x in f if x.startswith(("flags", "Features"))), "")
-    except OSError:
-        line = ""
-    return " ".join(sorted(line.split(":", 1)[-1].split())) or platform.machine()
-
-
 def _builder_digest() -> bytes:
     """A digest of the code that builds the graphs (the ops and the runtime's lowering), so that
     a changed builder never reads what an earlier one stored."""
-    if not _BUILDER:
+    memo = default().memo("cache.builder_digest")
+    if not memo:
         digest = hashlib.sha256()
         package = Path(__file__).resolve().parent.parent
         for path in sorted([*package.glob("ops/*.py"), *package.glob("runtime/*.py")]):
             digest.update(path.name.encode() + path.read_bytes())
-        _BUILDER.append(digest.digest())
-    return _BUILDER[0]
-
-
-_BUILDER: list = []
+        memo["digest"] = digest.digest()
+    return memo["digest"]
 
 
 def entry_key(neff, precision: str) -> str:

@@ -234,26 +234,20 @@ class DeviceManager:
                     for c in self.visible_cores}
 
 
-_manager: DeviceManager | None = None
-_manager_lock = threading.Lock()
-
-
 def get_device_manager() -> DeviceManager:
-    """The process-wide DeviceManager, configured from the environment on first use.
+    """The DeviceManager of the default runtime, configured from the environment on first use
+    (see `context.Runtime.devices`).
 
     Example:
         >>> get_device_manager().visible_cores  # with no NEURON_RT_* variables set
         (0, 1, 2, 3)
     """
-    global _manager
-    with _manager_lock:
-        if _manager is None:
-            _manager = DeviceManager.from_env()
-        return _manager
+    from .context import default
+    return default().devices
 
 
 def reset_device_manager() -> None:
-    """Forget the process-wide manager (and its allocations); the next use reads the environment again."""
-    global _manager
-    with _manager_lock:
-        _manager = None
+    """Forget the default runtime's manager (and its allocations); the next use reads the
+    environment again."""
+    from .context import default
+    default().reset_devices()

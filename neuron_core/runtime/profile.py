@@ -26,12 +26,12 @@ import json
 import os
 import re
 import tempfile
-import threading
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from ..errors import NeuronError
 from ..hw import INF1, NeuronCoreConfig
+from .context import default
 from .timing import TRACKS
 
 ENV_PROFILE = "NEURON_PROFILE"
@@ -152,19 +152,13 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:80] or "model"
 
 
-_SEQ: dict = {}      # (directory, model) -> profiles written by this process
-_SEQ_LOCK = threading.Lock()
-
-
 def write_profile(directory, trace: dict, model: str) -> Path:
     """Write a trace atomically as DIR/<model>-pid<pid>-<n>.trace.json; returns its path. `n`
     counts per directory and model name in this process, so replicas of one model on several
     NeuronCores (threads) never write the same file."""
     limit = int(os.environ.get(ENV_PROFILE_MAX) or 100)
     directory = Path(directory)
-    with _SEQ_LOCK:
-        seq = _SEQ.get((str(directory), model), 0)
-        _SEQ[(str(directory), model)] = seq + 1
+    seq = default().next_profile(str(directory), model)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{_safe(model)}-pid{os.getpid()}-{seq % max(1, limit):05d}{TRACE_SUFFIX}"
     fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=directory)

@@ -11,7 +11,6 @@ their own period. `latencies` holds the most recent executions as [unix time, wa
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import logging
@@ -23,6 +22,10 @@ import time
 import weakref
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .device import DeviceManager
 
 log = logging.getLogger("Neuron")
 
@@ -60,10 +63,17 @@ def pid_alive(pid: int, start_time: str | None = None) -> bool:
     return start_time is None or _start_time(pid) in (None, start_time)
 
 
-class ProcessState:
-    """This process's loaded models and counters, published to its state file."""
+def _default_devices() -> DeviceManager:
+    from .device import get_device_manager
+    return get_device_manager()
 
-    def __init__(self):
+
+class ProcessState:
+    """This process's loaded models and counters, published to its state file. `devices` gives
+    the DeviceManager whose cores and memory it reports (default: the default runtime's)."""
+
+    def __init__(self, devices: Callable[[], DeviceManager] | None = None):
+        self._devices = devices or _default_devices
         self.pid = os.getpid()
         self.started = _start_time(self.pid)
         self._lock = threading.Lock()
@@ -124,8 +134,7 @@ class ProcessState:
 
     # -- publishing ---------------------------------------------------------------------------------
     def snapshot(self) -> dict:
-        from .device import get_device_manager
-        manager = get_device_manager()
+        manager = self._devices()
         usage = manager.usage()
         with self._lock:
             self._purge()
@@ -197,18 +206,10 @@ class ProcessState:
                 path.unlink()
 
 
-_state: ProcessState | None = None
-_state_lock = threading.Lock()
-
-
 def process_state() -> ProcessState:
-    """The state of this process (created on first use; its file is removed at exit)."""
-    global _state
-    with _state_lock:
-        if _state is None or _state.pid != os.getpid():  # a forked child starts afresh
-            _state = ProcessState()
-            atexit.register(_state.remove)
-        return _state
+    """The state of this process, as the default runtime keeps it (see `context.Runtime.process`)."""
+    from .context import default
+    return default().process
 
 
 def read_states(directory: Path | None = None) -> list:

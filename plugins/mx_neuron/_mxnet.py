@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from neuron_core._cpu import openblas_kernel
 from neuron_core.errors import NeuronError
 
 
@@ -32,7 +33,8 @@ def import_mxnet():
         for name in [m for m in sys.modules if m.startswith("mxnet.")]:
             del sys.modules[name]
     try:
-        import mxnet
+        with openblas_kernel("mxnet"):   # MXNet loads an OpenBLAS of its own
+            import mxnet
     except Exception as exc:
         raise NeuronError(f"mx_neuron: importing mxnet 1.9.1 failed ({type(exc).__name__}: "
                           f"{exc}). "

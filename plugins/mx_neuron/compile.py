@@ -10,6 +10,7 @@ import numpy as np
 
 from neuron_core.bridge import compile_plan
 from neuron_core.errors import NeuronError
+from neuron_core.runtime.context import default
 
 from ._mxnet import import_mxnet
 from .capture import Captured, capture, to_core
@@ -143,18 +144,16 @@ def compile_symbol(sym, args=None, aux=None, inputs=None, *, model_name=None, **
     out = with_host_ms(graph_json, measure_host(out, new_args, new_aux, inputs, shapes, dtypes),
                        model_name or sym.name or "model")
     log.info(summary(out, new_args))
-    _LAST["plan"] = plan
+    default().last_plans["mx_neuron"] = plan
     return out, new_args, new_aux
-
-
-_LAST: dict = {}
 
 
 def last_plan():
     """The compile plan (report, sub-graphs, compile time) of this process's latest compile."""
-    if "plan" not in _LAST:
+    plan = default().last_plans.get("mx_neuron")
+    if plan is None:
         raise NeuronError("nothing was compiled in this process yet; call mx_neuron.compile first")
-    return _LAST["plan"]
+    return plan
 
 
 def analyze_symbol(sym, args=None, aux=None, inputs=None, **options) -> dict:

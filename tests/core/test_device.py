@@ -12,13 +12,7 @@ from neuron_core.runtime.device import (CORE_MEMORY_BYTES, CORES_PER_CHIP, Devic
 GiB, MiB = 1024**3, 1024**2
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    for var in ("NEURON_SIM_NUM_CHIPS", "NEURON_RT_VISIBLE_CORES", "NEURON_RT_NUM_CORES"):
-        monkeypatch.delenv(var, raising=False)
-    reset_device_manager()
-    yield
-    reset_device_manager()
+pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 
 def test_default_is_one_chip_of_four_cores():

@@ -13,17 +13,12 @@ from neuron_core.compiler import compile_graph, parse_compiler_args
 from neuron_core.frontends.onnx import from_onnx
 from neuron_core.ops import activation, get_op
 from neuron_core.ops._elementwise import via_bf16_table
-from neuron_core.runtime.device import reset_device_manager
 
 #: every bfloat16 bit pattern (NaNs and infinities included) as float32
 ALL_BF16 = (np.arange(1 << 16, dtype=np.uint32) << 16).view(np.float32)
 
 
-@pytest.fixture(autouse=True)
-def fresh_devices():
-    reset_device_manager()
-    yield
-    reset_device_manager()
+pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 
 def _bits(x: np.ndarray) -> np.ndarray:

@@ -18,20 +18,16 @@ from neuron_core.compiler import compile_graph, parse_compiler_args
 from neuron_core.frontends.onnx import from_onnx
 from neuron_core.models.builders import resnet
 from neuron_core.runtime import kernels
-from neuron_core.runtime.device import reset_device_manager
 from tests.core.ops.test_conv import CONV, CONV_TRANSPOSE, TOL
 from tests.core.ops.test_conv import _data as conv_data
 
 
 @pytest.fixture(autouse=True)
-def fresh_devices(monkeypatch):
+def fresh_devices(fresh_runtime, monkeypatch):
     # these tests look inside the per-instruction kernels; the whole-program graphs that run by
     # default are checked against the same references in test_graph_kernels.py
     monkeypatch.setenv("NEURON_SIM_KERNELS", "instruction")
     dtypes.load_jit()  # what the instruction kernels do first; vector_kernel is called directly
-    reset_device_manager()
-    yield
-    reset_device_manager()
 
 
 def _model(nodes, inputs: dict, outputs: list, consts: dict):

@@ -24,7 +24,6 @@ from neuron_core.compiler import compile_graph, parse_compiler_args
 from neuron_core.frontends.onnx import from_onnx
 from neuron_core.ops import get_op
 from neuron_core.runtime import cache, probe
-from neuron_core.runtime.device import reset_device_manager
 from tests.core.conformance import applicable_cases, run_case
 from tests.core.test_fast_kernels import _model
 from tests.core.test_onnx_conformance import REJECTED
@@ -32,11 +31,7 @@ from tests.core.test_onnx_conformance import REJECTED
 BF16_ULP = 2.0 ** -7
 
 
-@pytest.fixture(autouse=True)
-def fresh_devices():
-    reset_device_manager()
-    yield
-    reset_device_manager()
+pytestmark = pytest.mark.usefixtures("fresh_runtime")
 
 
 def _neff(model) -> bytes:

@@ -10,7 +10,6 @@ import pytest
 
 from neuron_core import runtime
 from neuron_core.errors import NeuronError
-from neuron_core.runtime.device import reset_device_manager
 from neuron_core.runtime.profile import TRACE_SUFFIX
 from neuron_core.tools.neuron_profile import main
 from tests.core.neff_fixtures import neff  # noqa: F401  (a fixture)
@@ -19,14 +18,10 @@ X = np.zeros((1, 3, 32, 32), np.float32)
 
 
 @pytest.fixture
-def profile_dir(monkeypatch, tmp_path):
-    for var in ("NEURON_RT_VISIBLE_CORES", "NEURON_RT_NUM_CORES", "NEURON_PROFILE_MAX_FILES"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NEURON_SIM_STATE_DIR", str(tmp_path / "state"))
+def profile_dir(fresh_runtime, monkeypatch, tmp_path):
+    monkeypatch.delenv("NEURON_PROFILE_MAX_FILES", raising=False)
     monkeypatch.setenv("NEURON_PROFILE", str(tmp_path / "prof"))
-    reset_device_manager()
-    yield tmp_path / "prof"
-    reset_device_manager()
+    return tmp_path / "prof"
 
 
 def _run(neff, times: int = 1) -> None:

@@ -10,16 +10,12 @@ from neuron_core.compiler import compile_graph, parse_compiler_args
 from neuron_core.errors import BadInputError, NeffFormatError, NeffVersionError, NeuronError, \
     ResourceError
 from neuron_core.frontends.onnx import from_onnx
-from neuron_core.runtime.device import get_device_manager, reset_device_manager
+from neuron_core.runtime.device import get_device_manager
 
 
 @pytest.fixture(autouse=True)
-def fresh_devices(monkeypatch):
-    for var in ("NEURON_RT_VISIBLE_CORES", "NEURON_RT_NUM_CORES", "NEURON_SIM_PRECISION"):
-        monkeypatch.delenv(var, raising=False)
-    reset_device_manager()
-    yield
-    reset_device_manager()
+def fresh_devices(fresh_runtime, monkeypatch):
+    monkeypatch.delenv("NEURON_SIM_PRECISION", raising=False)
 
 
 def _two_input_neff(weight_elems: int = 16) -> bytes:

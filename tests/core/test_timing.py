@@ -13,19 +13,13 @@ from neuron_core.errors import NeuronError
 from neuron_core.frontends.onnx import from_onnx
 from neuron_core.hw import INF1, INF1_INSTANCES
 from neuron_core.models.builders import small_cnn
-from neuron_core.runtime.device import reset_device_manager
 from neuron_core.runtime.estimate import estimate_program, split_stages
 from neuron_core.runtime.timing import TRACKS, compute_seconds, simulate
 
 
 @pytest.fixture(autouse=True)
-def fresh_devices(monkeypatch, tmp_path):
-    for var in ("NEURON_RT_VISIBLE_CORES", "NEURON_RT_NUM_CORES", "NEURON_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NEURON_SIM_STATE_DIR", str(tmp_path / "state"))
-    reset_device_manager()
-    yield
-    reset_device_manager()
+def fresh_devices(fresh_runtime, monkeypatch):
+    monkeypatch.delenv("NEURON_PROFILE", raising=False)
 
 
 def _compile(nodes, inputs, outputs, inits=(), args=()):

@@ -15,7 +15,6 @@ import pytest
 from neuron_core import runtime
 from neuron_core.hw import INF1_INSTANCES
 from neuron_core.models.builders import small_cnn
-from neuron_core.runtime.device import reset_device_manager
 from neuron_core.runtime.state import PUBLISH_INTERVAL_S, read_states
 from neuron_core.tools import neuron_cc
 from tests.core.neff_fixtures import neff  # noqa: F401  (a fixture)
@@ -41,15 +40,10 @@ model.unload()
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    state = tmp_path / "state"
-    monkeypatch.setenv("NEURON_SIM_STATE_DIR", str(state))
-    for var in ("NEURON_RT_VISIBLE_CORES", "NEURON_RT_NUM_CORES", "NEURON_SIM_NUM_CHIPS",
-                "NEURON_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-    reset_device_manager()
-    yield {**os.environ, "PYTHONPATH": str(ROOT)}
-    reset_device_manager()
+def env(fresh_runtime, monkeypatch):
+    """The environment of the tools run: the fresh runtime's state dir, no NEURON_PROFILE."""
+    monkeypatch.delenv("NEURON_PROFILE", raising=False)
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 @pytest.fixture
