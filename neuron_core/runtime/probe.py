@@ -18,7 +18,11 @@ from .. import dtypes
 
 log = logging.getLogger("Neuron")
 
-_VERDICTS: dict = {}
+
+def _verdicts() -> dict:
+    """What the probes found on this CPU, kept by the process's runtime (runtime/context.py)."""
+    from .context import default
+    return default().memo("probe.verdicts")
 
 
 def stored_values(storage: str) -> np.ndarray:
@@ -39,11 +43,12 @@ def matches_reference(op_type: str, attrs: dict, constants: list, storage: str, 
     first input) gives the reference's result on every `storage` value, both rounded to `to`."""
     key = (op_type, json.dumps(attrs, sort_keys=True, default=str),
            tuple(float(c.reshape(-1)[0]) for c in constants), storage, to)
-    if key not in _VERDICTS:
-        _VERDICTS[key] = _probe(op_type, attrs, constants, storage, to)
+    verdicts = _verdicts()
+    if key not in verdicts:
+        verdicts[key] = _probe(op_type, attrs, constants, storage, to)
         log.debug("graph kernel of %s %s on %s inputs: %s", op_type, attrs, storage,
-                  "matches the reference" if _VERDICTS[key] else "differs; the reference runs it")
-    return _VERDICTS[key]
+                  "matches the reference" if verdicts[key] else "differs; the reference runs it")
+    return verdicts[key]
 
 
 def _probe(op_type: str, attrs: dict, constants: list, storage: str, to: str) -> bool:
@@ -103,15 +108,16 @@ def fused_relu_holds(block: int) -> bool:
     instruction set, and a SIMD max returns its second operand when the first is a NaN, so the
     order of the operands decides; hence a probe."""
     key = ("fused relu", block)
-    if key not in _VERDICTS:
+    verdicts = _verdicts()
+    if key not in verdicts:
         try:
-            _VERDICTS[key] = _probe_fused_relu(block)
+            verdicts[key] = _probe_fused_relu(block)
         except Exception as exc:  # noqa: BLE001 - a kernel that cannot be built cannot be used
             log.debug("fused Relu probe failed: %s", exc)
-            _VERDICTS[key] = False
+            verdicts[key] = False
         log.debug("blocked convolutions' fused Relu %s", "matches np.maximum"
-                  if _VERDICTS[key] else "differs; a Relu of its own runs after them")
-    return _VERDICTS[key]
+                  if verdicts[key] else "differs; a Relu of its own runs after them")
+    return verdicts[key]
 
 
 def _probe_fused_relu(block: int, activation: str = "Relu", params: list | None = None) -> bool:

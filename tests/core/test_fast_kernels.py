@@ -17,7 +17,7 @@ from neuron_core import NeuronError, dtypes, runtime
 from neuron_core.compiler import compile_graph, parse_compiler_args
 from neuron_core.frontends.onnx import from_onnx
 from neuron_core.models.builders import resnet
-from neuron_core.runtime import kernels
+from neuron_core.runtime import context, kernels
 from tests.core.ops.test_conv import CONV, CONV_TRANSPOSE, TOL
 from tests.core.ops.test_conv import _data as conv_data
 
@@ -322,7 +322,7 @@ def test_blocked_plan_follows_the_block_size(block, monkeypatch):
     AVX-512): a Conv is blocked when its output channels are a multiple of the block. The probe's
     answer is faked, so both plans are checked on any host (only planned, not run: a layout the
     CPU does not use would give wrong numbers)."""
-    monkeypatch.setattr(kernels.blocked, "_BLOCK", [block])
+    monkeypatch.setitem(context.default().memo("kernels.nchwc_block"), "block", block)
     model, _ = _blocked_model("bottleneck")
     compiled = compile_graph(from_onnx(model), parse_compiler_args([]))
     with runtime.load(compiled.to_bytes(), precision="fp32") as m:
@@ -464,7 +464,7 @@ def test_without_a_blocked_layout_every_conv_runs_plain(monkeypatch):
     the results are the same."""
     model, feed = _blocked_model("bottleneck")
     with_blocks, _, _ = _run_both(model, feed, "fp32")
-    monkeypatch.setattr(kernels.blocked, "_BLOCK", [None])
+    monkeypatch.setitem(context.default().memo("kernels.nchwc_block"), "block", None)
     neff = compile_graph(from_onnx(model), parse_compiler_args([])).to_bytes()
     with runtime.load(neff, precision="fp32") as m:
         assert not m._executor.blocked

@@ -28,17 +28,18 @@ NCHWC = "com.microsoft.nchwc"
 _CONV_ATTRS = frozenset({"group", "kernel_shape", "pads", "strides", "dilations", "auto_pad"})
 _POOL_ATTRS = frozenset({"kernel_shape", "pads", "strides", "dilations", "auto_pad", "ceil_mode"})
 
-_BLOCK: list = []
 
 
 def nchwc_block() -> int | None:
     """The channel block of onnxruntime's blocked convolutions on this CPU (8 with AVX2, 16 with
     AVX-512), or None where it has none. Found once by running a small blocked convolution against
     NumPy, so a CPU that blocks differently can never get a silently wrong layout."""
-    if not _BLOCK:
-        _BLOCK.append(_probe_block())
-        log.debug("blocked convolution layout: %s", _BLOCK[0] and f"{_BLOCK[0]} channels")
-    return _BLOCK[0]
+    from ..context import default
+    memo = default().memo("kernels.nchwc_block")
+    if "block" not in memo:
+        memo["block"] = _probe_block()
+        log.debug("blocked convolution layout: %s", memo["block"] and f"{memo['block']} channels")
+    return memo["block"]
 
 
 def _probe_block() -> int | None:
