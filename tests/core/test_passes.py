@@ -193,6 +193,28 @@ def test_dump_passes_writes_the_ir_after_every_pass(tmp_path):
     assert "@" in (tmp_path / "09-plan_memory.txt").read_text()  # offsets are assigned
 
 
+def test_compiler_and_partitioner_give_one_verdict():
+    """The compiler's support check is the partitioner's verdict: the same nodes, the same reasons,
+    in one message format."""
+    from neuron_core.errors import UnsupportedOpError
+    from neuron_core.partition import PartitionOptions, partition
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="r"),
+             helper.make_node("Sin", ["a"], ["y"], name="s"),
+             helper.make_node("If", ["c"], ["z"], name="branch",
+                              then_branch=helper.make_graph([], "t", [], []),
+                              else_branch=helper.make_graph([], "e", [], []))]
+    model = _model(nodes, [_vi("x", [2]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+                   [_vi("y", [2]), _vi("z", [2])])
+    with pytest.raises(UnsupportedOpError) as compiled:
+        compile_graph(from_onnx(model), parse_compiler_args([]))
+    with pytest.raises(UnsupportedOpError) as placed:
+        partition(from_onnx(model), PartitionOptions(fallback=False), log_report=False)
+    listed = [line for line in str(compiled.value).splitlines() if line.startswith("  %")]
+    assert listed == [line for line in str(placed.value).splitlines() if line.startswith("  %")]
+    assert len(listed) == 2 and "control flow" in listed[1]
+    assert "2 of 3 nodes cannot run on Neuron" in str(compiled.value)
+
+
 @pytest.mark.parametrize("args", [["--fast-math", "turbo"], ["--no-such-flag"], ["--verbose", "LOUD"]])
 def test_bad_compiler_args_list_the_valid_ones(args):
     with pytest.raises(CompilerOptionError) as info:
