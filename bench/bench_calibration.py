@@ -50,7 +50,7 @@ from neuron_core.compiler import compile_graph, parse_compiler_args  # noqa: E40
 from neuron_core.frontends.onnx import from_onnx  # noqa: E402
 from neuron_core.hw import INF1  # noqa: E402
 from neuron_core.models import builders  # noqa: E402
-from neuron_core.runtime.estimate import estimate_program  # noqa: E402
+from neuron_core.estimate import estimate_program  # noqa: E402
 
 #: model key -> (builder, compiler args)
 MODELS = {

@@ -33,8 +33,8 @@ _pick_blas_kernel()
 __all__ = ["NeuronError", "__version__"]
 
 #: subpackages reached as attributes (`neuron_core.runtime.load`) without importing them first
-_SUBPACKAGES = frozenset({"bridge", "compiler", "frontends", "ir", "models", "neff", "ops",
-                          "partition", "runtime", "tools", "dtypes", "hw"})
+_SUBPACKAGES = frozenset({"bridge", "compiler", "estimate", "frontends", "ir", "models", "neff",
+                          "ops", "partition", "runtime", "tools", "dtypes", "hw"})
 
 
 def __getattr__(name: str):

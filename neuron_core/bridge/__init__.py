@@ -18,7 +18,7 @@ No framework is imported here; the plugins bring theirs.
 from .analyze import analyze
 from .convert import ConversionTable, Converter, Unsupported
 from .plan import NeuronCall, Plan, compile_plan
-from .estimate import estimate_neffs, summary_line
+from ..estimate import estimate_neffs, summary_line
 from .runner import (bound_core, neff_key, neuron_seconds, neuron_time, on_core, run_neff,
                      with_precision)
 

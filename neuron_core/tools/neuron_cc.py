@@ -120,8 +120,8 @@ def cmd_compile(args) -> int:
 
 def estimate_summary(program, metadata: dict, path) -> str:
     """Two lines for the end of a compile: one replica's latency and throughput, and one instance's."""
+    from ..estimate import estimate_program
     from ..hw import INF1, INF1_INSTANCES
-    from ..runtime.estimate import estimate_program
     pipeline = int(metadata["options"].get("neuroncore_pipeline_cores", 1))
     fits = [n for n, chips in INF1_INSTANCES.items() if chips * INF1.cores_per_chip >= pipeline]
     if not fits:
@@ -151,16 +151,9 @@ def cmd_info(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from ..compiler.program import Program
-    from ..errors import NeffFormatError
-    from ..neff import read_neff
-    from ..runtime.estimate import estimate_program
-    neff = read_neff(args.neff)
-    try:
-        program = Program.from_json(neff.program)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise NeffFormatError(f"NEFF program section of {args.neff!r} is malformed: {exc}") from None
-    est = estimate_program(program, neff.metadata, instance=args.instance, cores=args.cores,
+    from ..estimate import estimate_program, read_program
+    program, metadata = read_program(args.neff, f"NEFF program section of {args.neff!r}")
+    est = estimate_program(program, metadata, instance=args.instance, cores=args.cores,
                            batch_size=args.batch_size, host_ms=args.host_ms,
                            inflight=args.inflight, name=Path(args.neff).name)
     print(json.dumps(est.to_json(), indent=2) if args.json else est.format())
