@@ -19,9 +19,9 @@ from .analyze import analyze
 from .convert import ConversionTable, Converter, Unsupported
 from .plan import NeuronCall, Plan, compile_plan
 from ..estimate import estimate_neffs, summary_line
-from .runner import (bound_core, neff_key, neuron_seconds, neuron_time, on_core, run_neff,
-                     with_precision)
+from ..neff import neff_key
+from .runner import bound_core, neuron_seconds, neuron_time, on_core, run_neff, with_precision
 
 __all__ = ["ConversionTable", "Converter", "Unsupported", "NeuronCall", "Plan", "compile_plan",
-           "run_neff", "neff_key", "on_core", "bound_core", "neuron_time", "neuron_seconds", "with_precision", "estimate_neffs", "summary_line",
-           "analyze"]
+           "run_neff", "neff_key", "on_core", "bound_core", "neuron_time", "neuron_seconds",
+           "with_precision", "estimate_neffs", "summary_line", "analyze"]
