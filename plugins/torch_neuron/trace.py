@@ -119,7 +119,7 @@ def trace(model, example_inputs, compiler_args=None, compiler_timeout=None, comp
     cap = capture(model, example_inputs, dynamic_batch=bool(dynamic_batch_size))
     cv = to_core(cap)
     plan = _compile(cv, compiler_timeout, compiler_args=compiler_args, workdir=compiler_workdir,
-                    framework="PYTORCH", **options)
+                    **options)
     gm = rebuild(cap, cv, plan, bool(dynamic_batch_size))
     args = example_inputs if isinstance(example_inputs, tuple) else (
         tuple(example_inputs) if isinstance(example_inputs, list) else (example_inputs,))
