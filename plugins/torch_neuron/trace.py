@@ -11,6 +11,7 @@ import torch.utils._pytree as pytree
 from neuron_core.bridge import compile_plan, neuron_time, with_precision
 from neuron_core.errors import CompilerError, NeuronError
 from neuron_core.estimate import Compiled, estimate_compiled, measure_host_ms
+from neuron_core.partition import OPTION_NAMES
 from neuron_core.estimate import summary as _summary
 
 from .capture import capture
@@ -45,8 +46,8 @@ def _options(minimum_segment_size, single_fusion_ratio_threshold, fallback,
     options = {"minimum_segment_size": minimum_segment_size,
                "single_fusion_ratio_threshold": single_fusion_ratio_threshold,
                "fallback": fallback, "subgraph_builder_function": subgraph_builder_function}
-    for key in ("no_fuse_ops", "force_fuse_ops", "cost_aware"):
-        if key in trace_kwargs:
+    for key in OPTION_NAMES:   # the partitioner's keywords trace() does not name itself
+        if key not in options and key in trace_kwargs:
             options[key] = trace_kwargs.pop(key)
     return options
 
