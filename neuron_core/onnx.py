@@ -26,7 +26,7 @@ from onnx import helper, numpy_helper
 from .compiler import compile_graph, parse_compiler_args
 from .errors import BadInputError, FrontendError, NeuronError
 from .estimate import estimate_neffs, measure_host_ms, summary_line
-from .frontends.onnx import from_onnx, load_model
+from .frontends.onnx_import import from_onnx, load_model
 from .partition import PartitionOptions, PartitionReport, Subgraph, partition
 from .runtime.profile import ENV_PROFILE, build_trace, request_trace, write_profile
 

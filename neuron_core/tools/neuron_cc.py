@@ -81,7 +81,7 @@ def _safe_output(path: Path) -> None:
 def cmd_compile(args) -> int:
     from ..compiler import compile_graph
     from ..compiler.options import options_from_namespace
-    from ..frontends.onnx import from_onnx
+    from ..frontends.onnx_import import from_onnx
     _require_onnx(args.framework)
     options = options_from_namespace(args)
     out = Path(args.output)

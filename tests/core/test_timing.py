@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 from neuron_core import runtime
 from neuron_core.compiler import compile_graph, parse_compiler_args
 from neuron_core.errors import NeuronError
-from neuron_core.frontends.onnx import from_onnx
+from neuron_core.frontends.onnx_import import from_onnx
 from neuron_core.hw import INF1, INF1_INSTANCES
 from neuron_core.models.builders import small_cnn
 from neuron_core.runtime.device import reset_device_manager
