@@ -47,10 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import neuron_core  # noqa: E402,F401  (picks the BLAS kernel before numpy loads)
 
 from neuron_core.compiler import compile_graph, parse_compiler_args  # noqa: E402
-from neuron_core.frontends.onnx import from_onnx  # noqa: E402
+from neuron_core.frontends.onnx_import import from_onnx  # noqa: E402
 from neuron_core.hw import INF1  # noqa: E402
 from neuron_core.models import builders  # noqa: E402
-from neuron_core.runtime.estimate import estimate_program  # noqa: E402
+from neuron_core.estimate import estimate_program  # noqa: E402
 
 #: model key -> (builder, compiler args)
 MODELS = {

@@ -32,7 +32,7 @@ import onnxruntime as ort  # noqa: E402
 
 from neuron_core import runtime  # noqa: E402
 from neuron_core.compiler import compile_graph, parse_compiler_args  # noqa: E402
-from neuron_core.frontends.onnx import from_onnx  # noqa: E402
+from neuron_core.frontends.onnx_import import from_onnx  # noqa: E402
 from neuron_core.models.builders import bert, resnet  # noqa: E402
 
 TARGETS = {"run_ratio": 1.2, "compile_s": {"resnet50": 5.0, "bert_base": 10.0},

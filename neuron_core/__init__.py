@@ -19,8 +19,8 @@ if "numpy" not in sys.modules:
 __all__ = ["NeuronError", "__version__"]
 
 #: subpackages reached as attributes (`neuron_core.runtime.load`) without importing them first
-_SUBPACKAGES = frozenset({"bridge", "compiler", "frontends", "ir", "models", "neff", "ops",
-                          "partition", "runtime", "tools", "dtypes", "hw"})
+_SUBPACKAGES = frozenset({"bridge", "compiler", "estimate", "frontends", "ir", "models", "neff",
+                          "ops", "partition", "runtime", "tools", "dtypes", "hw"})
 
 
 def __getattr__(name: str):

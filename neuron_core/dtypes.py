@@ -28,6 +28,12 @@ LONG = {v: k for k, v in SHORT.items()}
 FLOAT_TYPES = frozenset({"float32", "float16", "bfloat16", "float64"})
 INT_TYPES = frozenset({"int64", "int32", "int16", "int8", "uint8", "uint16", "uint32", "uint64"})
 
+#: ONNX TensorProto.DataType code -> canonical name, hard-coded so that neuron_core never needs onnx
+ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
+               9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
+#: canonical name -> ONNX TensorProto.DataType code (Cast's `to`)
+ONNX_CODES = {name: code for code, name in ONNX_DTYPES.items()}
+
 _NUMPY = {name: np.dtype(name) for name in SHORT if name != "bfloat16"}
 _NUMPY["bfloat16"] = np.dtype(ml_dtypes.bfloat16)
 

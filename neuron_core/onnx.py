@@ -25,7 +25,8 @@ from onnx import helper, numpy_helper
 
 from .compiler import compile_graph, parse_compiler_args
 from .errors import BadInputError, FrontendError, NeuronError
-from .frontends.onnx import from_onnx, load_model
+from .estimate import estimate_neffs, measure_host_ms, summary_line
+from .frontends.onnx_import import from_onnx, load_model
 from .partition import PartitionOptions, PartitionReport, Subgraph, partition
 from .runtime.profile import ENV_PROFILE, build_trace, request_trace, write_profile
 
@@ -63,6 +64,7 @@ class CompiledModel:
         self.steps = []
         self.neffs: list[bytes] = []
         self.last_host_ms: float | None = None   # onnxruntime time of the last run
+        self._neuron_seconds = 0.0   # wall time of every run's NeuronCore steps, summed
         run: list = []
 
         def flush():
@@ -113,7 +115,9 @@ class CompiledModel:
         parts: list = []
         for kind, engine, node in self.steps:
             if kind == "neuron":
+                started = time.perf_counter()
                 outs = engine.run([env[i] for i in node.input])
+                self._neuron_seconds += time.perf_counter() - started
                 env.update(zip(node.output, outs))
                 if profile_dir:
                     parts.append(build_trace(engine.program, engine.timeline(),
@@ -144,9 +148,9 @@ class CompiledModel:
     def estimate(self, instance: str | None = None, cores: int | None = None,
                  batch_size: int | None = None, host_ms: float | None = None):
         """Latency P50 and throughput on Inf1 sizes: the Neuron subgraphs from the timing model,
-        the onnxruntime parts from their measured time (of the last run; a run on zeros if none
-        yet, best of two), shown apart. See `neuron_core.bridge.estimate_neffs`."""
-        from .bridge import estimate_neffs
+        the onnxruntime parts from their measured time (of the last run; else of runs on zeros,
+        see `neuron_core.estimate.measure_host_ms`), shown apart. See
+        `neuron_core.estimate.estimate_neffs`."""
         if host_ms is None:
             host_ms = self._measured_host_ms()
         name = self.proto.graph.name or "model"
@@ -160,16 +164,15 @@ class CompiledModel:
             zeros = {n: np.zeros(s, d) for n, s, d in self.inputs}
             try:
                 with np.errstate(all="ignore"):
-                    self.run(zeros)
-                    first = self.last_host_ms
-                    self.run(zeros)
+                    measured = measure_host_ms(lambda: self.run(zeros),
+                                               lambda: self._neuron_seconds)
             except Exception as exc:  # only the estimate's host part is at stake
                 log.warning("could not time the onnxruntime part on zero inputs (%s: %s); the "
                             "estimate counts no host time until the model has run once",
                             type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
                 self.last_host_ms = None
                 return 0.0
-            self.last_host_ms = min(first, self.last_host_ms)
+            self.last_host_ms = measured
         return self.last_host_ms
 
     def save(self, path) -> None:
@@ -273,7 +276,6 @@ def compile(model, io_config: dict | None = None, *, compiler_args=None,
     helper.set_model_props(new, {"neuron.format": FORMAT,
                                  "neuron.report": json.dumps(part.report.to_dict())})
     compiled = CompiledModel(new, precision)
-    from .bridge import summary_line
     log.info(summary_line(compiled.estimate(instance="inf1.xlarge"), "compiled.estimate()",
                           host="onnxruntime"))
     return compiled

@@ -2,7 +2,7 @@
 the compile plan (partition, compile each subgraph, keep native values' names), the NEFF runner
 the plugins' custom ops call, and the analysis every plugin's `analyze_model` returns.
 
-    table = ConversionTable("PyTorch")
+    table = ConversionTable.of(PLUGIN)   # PLUGIN: the plugin's record (bridge.plugin.Plugin)
 
     @table.register("aten.relu.default")
     def _relu(cv, node, x):
@@ -18,10 +18,11 @@ No framework is imported here; the plugins bring theirs.
 from .analyze import analyze
 from .convert import ConversionTable, Converter, Unsupported
 from .plan import NeuronCall, Plan, compile_plan
-from .estimate import estimate_neffs, summary_line
-from .runner import (bound_core, neff_key, neuron_seconds, neuron_time, on_core, run_neff,
-                     with_precision)
+from .plugin import Plugin
+from ..estimate import estimate_neffs, summary_line
+from ..neff import neff_key
+from .runner import bound_core, neuron_seconds, neuron_time, on_core, run_neff, with_precision
 
 __all__ = ["ConversionTable", "Converter", "Unsupported", "NeuronCall", "Plan", "compile_plan",
-           "run_neff", "neff_key", "on_core", "bound_core", "neuron_time", "neuron_seconds", "with_precision", "estimate_neffs", "summary_line",
-           "analyze"]
+           "run_neff", "neff_key", "on_core", "bound_core", "neuron_time", "neuron_seconds",
+           "with_precision", "estimate_neffs", "summary_line", "analyze", "Plugin"]

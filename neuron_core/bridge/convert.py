@@ -31,18 +31,28 @@ class Unsupported(NeuronError):
 
 
 class ConversionTable:
-    """native op name -> rule. The plugin's supported-op list is derived from it."""
+    """native op name -> rule. The plugin's supported-op list is derived from it.
 
-    def __init__(self, framework: str, prefix: str):
+    `framework` is the framework's one name (what its NEFFs record, the neuron-cc --framework
+    value); `title` how messages name it (default: `framework`). A plugin builds its table from
+    its record: `ConversionTable.of(PLUGIN)`."""
+
+    def __init__(self, framework: str, prefix: str, title: str | None = None):
         self.framework = framework
         self.prefix = prefix
+        self.title = title or framework
         self.rules: dict[str, Callable] = {}
+
+    @classmethod
+    def of(cls, plugin) -> "ConversionTable":
+        """The (empty) table of a plugin's `Plugin` record."""
+        return cls(plugin.framework, plugin.prefix, plugin.title)
 
     def register(self, *names: str):
         def deco(rule: Callable) -> Callable:
             for name in names:
                 if name in self.rules:
-                    raise NeuronError(f"{self.framework} op {name!r} has two conversion rules")
+                    raise NeuronError(f"{self.title} op {name!r} has two conversion rules")
                 self.rules[name] = rule
             return rule
         return deco
@@ -91,7 +101,7 @@ class Converter:
         try:
             return self.values[key]
         except KeyError:
-            raise FrontendError(f"{self.table.framework} value {key!r} is read before it is "
+            raise FrontendError(f"{self.table.title} value {key!r} is read before it is "
                                 "produced; is the graph in topological order?") from None
 
     def set_outputs(self, keys: list) -> None:
@@ -126,7 +136,7 @@ class Converter:
         mark = len(self.graph.nodes)
         reason = None
         if rule is None:
-            reason = f"{self.table.framework} op {op!r} has no Neuron conversion"
+            reason = f"{self.table.title} op {op!r} has no Neuron conversion"
         else:
             try:
                 result = rule(self, *args, **kwargs)
@@ -134,7 +144,7 @@ class Converter:
                 reason = str(exc)
             except Exception as exc:  # noqa: BLE001 - the op falls back; the report says why
                 reason = f"conversion failed: {type(exc).__name__}: {exc}"
-                log.warning("%s op %s (%s) stays on the host: %s", self.table.framework, name, op,
+                log.warning("%s op %s (%s) stays on the host: %s", self.table.title, name, op,
                             exc)
         if reason is not None:
             for extra in self.graph.nodes[mark:][::-1]:

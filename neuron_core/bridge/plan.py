@@ -18,15 +18,13 @@ from pathlib import Path
 from ..compiler import compile_graph, parse_compiler_args
 from ..errors import NeuronError
 from ..ir import format_graph
-from ..partition import PartitionOptions, PartitionReport, partition
+from ..partition import OPTION_NAMES, PartitionOptions, PartitionReport, partition
 from .convert import Converter
 
 log = logging.getLogger("Neuron")
 
-#: plugin keyword -> PartitionOptions field (the plugins' names follow the Neuron SDK's)
-PARTITION_KEYS = ("minimum_segment_size", "no_fuse_ops", "force_fuse_ops",
-                  "subgraph_builder_function", "single_fusion_ratio_threshold", "fallback",
-                  "cost_aware")
+#: the plugins' partition keywords: PartitionOptions fields (their names follow the Neuron SDK's)
+PARTITION_KEYS = OPTION_NAMES
 
 
 @dataclass

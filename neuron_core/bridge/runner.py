@@ -1,5 +1,5 @@
-"""Run a NEFF from a plugin's native op: loaded once per process (keyed by the NEFF header's own
-sha256, so a 100 MB NEFF is never re-hashed per call), with the checks and dynamic batching the
+"""Run a NEFF from a plugin's native op: loaded once per process (keyed by `neff.neff_key`, the
+NEFF header's own sha256, so a 100 MB NEFF is never re-hashed per call), with the checks and dynamic batching the
 plugins share.
 
 With `dynamic_batch=True`, dimension 0 of every input and output may differ from the compiled
@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
 import threading
 import time
 
 import numpy as np
 
 from .. import dtypes
-from ..errors import BadInputError, NeffFormatError
+from ..errors import BadInputError
+from ..neff.cache import neff_key
 
 _LOADED: dict = {}
 _LOCK = threading.Lock()
@@ -67,18 +67,6 @@ def neuron_seconds() -> float:
 def bound_core() -> int | None:
     """The NeuronCore this thread is bound to by `on_core`, or None."""
     return getattr(_BINDING, "core", None)
-
-
-def neff_key(neff) -> bytes:
-    """The NEFF header's closing sha256, which covers every section's sha256."""
-    buf = memoryview(neff).cast("B")
-    if len(buf) < 16:
-        raise NeffFormatError(f"NEFF of {len(buf)} bytes is too short to hold a header")
-    header_len = struct.unpack_from("<I", buf, 12)[0]
-    if not 48 <= header_len <= len(buf):
-        raise NeffFormatError(f"NEFF header length {header_len} is outside the {len(buf)}-byte "
-                              "buffer; the NEFF is damaged")
-    return bytes(buf[header_len - 32:header_len])
 
 
 def _model(neff, precision: str | None, core: int | None):

@@ -1,1 +1,1 @@
-"""Frontends: native model formats -> core IR."""
+"""Frontends: native model formats -> core IR (`onnx_import`; the framework plugins bring theirs)."""

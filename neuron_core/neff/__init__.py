@@ -1,4 +1,7 @@
-"""The NEFF container: a compiled model as a versioned, hashed file of JSON sections and raw arrays."""
+"""The NEFF container: a compiled model as a versioned, hashed file of JSON sections and raw arrays
+(`format`), and its identity and the per-process cache of NEFF bytes (`cache`)."""
 from .format import FORMAT_VERSION, MAGIC, Neff, Section, format_info, read_neff, to_bytes, write_neff
+from .cache import NEFF_BYTES, NeffBytes, key_from, neff_key
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "Neff", "Section", "format_info", "read_neff", "to_bytes", "write_neff"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "Neff", "Section", "format_info", "read_neff", "to_bytes",
+           "write_neff", "neff_key", "key_from", "NeffBytes", "NEFF_BYTES"]

@@ -4,13 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes
+from ..dtypes import ONNX_DTYPES
 from ..ir import TensorType
 from ._elementwise import Unary
 from .registry import DMA, FLOATS, INDEX, Op, const_value, register_op
 
-#: ONNX TensorProto.DataType values, hard-coded so that neuron_core never needs onnx
-ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-               9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
 
 
 class _Move(Op):

@@ -1,7 +1,7 @@
 """Partitioner options (the Neuron plugins' names) and the cost constants of the keep/drop decision."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 from ..errors import NeuronError
@@ -33,7 +33,8 @@ class PartitionOptions:
     single_fusion_ratio_threshold: float = 0.6
     fallback: bool = True            # False: fail listing every node that cannot run on Neuron
     cost_aware: bool = True          # drop clusters whose transfers cost more than they save
-    costs: TransferCosts = field(default_factory=TransferCosts)
+    #: not a plugin keyword: the constants of the cost-aware filter
+    costs: TransferCosts = field(default_factory=TransferCosts, metadata={"keyword": False})
 
     def __post_init__(self):
         if isinstance(self.no_fuse_ops, str):
@@ -52,3 +53,7 @@ class PartitionOptions:
                 self.subgraph_builder_function):
             raise NeuronError("subgraph_builder_function must be a callable node -> bool, got "
                               f"{type(self.subgraph_builder_function).__name__}")
+
+
+#: the PartitionOptions a plugin's compile call takes as keywords, in declaration order
+OPTION_NAMES = tuple(f.name for f in fields(PartitionOptions) if f.metadata.get("keyword", True))

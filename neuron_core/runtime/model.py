@@ -151,13 +151,13 @@ class Model:
                  batch_size: int | None = None, host_ms: float = 0.0, inflight: int = 1):
         """Latency P50 and throughput on Inf1 sizes (all, or `instance`), from the timing model.
 
-        `host_ms` adds host time per request (e.g. host-fallback ops); see `runtime.estimate`.
+        `host_ms` adds host time per request (e.g. host-fallback ops); see `neuron_core.estimate`.
 
         Example:
             >>> est = model.estimate("inf1.xlarge")                       # doctest: +SKIP
             >>> est.instances["inf1.xlarge"].throughput_per_s             # doctest: +SKIP
         """
-        from .estimate import estimate_program
+        from ..estimate import estimate_program
         return estimate_program(self.program, self.metadata, instance=instance, cores=cores,
                                 batch_size=batch_size, host_ms=host_ms, inflight=inflight,
                                 name=self.name)

@@ -1,7 +1,8 @@
 """neuron-cc: compile a model into a NEFF, list the supported operators, describe a NEFF.
 
     neuron-cc compile model.onnx --framework ONNX --io-config '{"inputs": {"x": [[1,3,224,224], "float32"]}}'
-    neuron-cc list-operators --framework ONNX     (or PYTORCH, TENSORFLOW, MXNET: the plugin's ops)
+    neuron-cc list-operators --framework ONNX     (or PYTORCH, TENSORFLOW, MXNET: the plugin's ops;
+                                                 plugins are found by module name, bridge.plugin)
     neuron-cc info model.neff
     neuron-cc estimate model.neff [--instance inf1.xlarge] [--batch-size N] [--cores N] [--json]
 """
@@ -18,47 +19,32 @@ from pathlib import Path
 from .. import __version__
 from ..errors import CompilerOptionError, NeuronError
 
-FRAMEWORKS = ("TENSORFLOW", "MXNET", "ONNX", "PYTORCH")
-PLUGIN = {"TENSORFLOW": "tf_neuron", "MXNET": "mx_neuron", "PYTORCH": "torch_neuron"}
+#: the framework neuron-cc compiles itself; the others are the plugins' (found by module name)
+CORE_FRAMEWORK = "ONNX"
 
 log = logging.getLogger("Neuron")
 
 
+def frameworks() -> tuple:
+    """The --framework values: ONNX and the framework of every plugin found."""
+    from ..bridge.plugin import plugins
+    return (CORE_FRAMEWORK, *sorted(plugins()))
+
+
 def _framework(value: str) -> str:
     upper = value.upper()
-    if upper not in FRAMEWORKS:
-        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(FRAMEWORKS)}")
+    known = frameworks()
+    if upper not in known:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(known)}")
     return upper
 
 
-#: how a model of each framework is compiled, for `compile` of a non-ONNX framework
-PLUGIN_ENTRY = {
-    "PYTORCH": "import torch_neuron; torch.neuron.trace(model, example_inputs)",
-    "TENSORFLOW": "import tf_neuron; tf_neuron.saved_model.compile(model_dir, new_model_dir)",
-    "MXNET": "import mx_neuron; mx_neuron.compile(sym, args, aux, inputs)",
-}
-#: the pip extra that brings each plugin's framework
-EXTRA = {"PYTORCH": "torch", "TENSORFLOW": "tf", "MXNET": "mx"}
-
-
 def _require_onnx(framework: str) -> None:
-    if framework != "ONNX":
+    from ..bridge.plugin import find
+    if framework != CORE_FRAMEWORK:
         raise NeuronError(f"neuron-cc compile reads ONNX files; a {framework} model is compiled "
-                          f"from Python by its plugin: {PLUGIN_ENTRY[framework]} (or export it "
+                          f"from Python by its plugin: {find(framework).usage} (or export it "
                           "to ONNX and use --framework ONNX)")
-
-
-def _plugin_operators(framework: str) -> list:
-    """The native operators the framework's plugin converts (its conversion table)."""
-    import importlib
-    name = PLUGIN[framework]
-    try:
-        table = importlib.import_module(f"{name}.convert").TABLE
-    except ImportError as exc:
-        raise NeuronError(f"--framework {framework} needs the {name} plugin and its framework, "
-                          f"which did not import ({exc}); install them with pip install -e "
-                          f"'.[{EXTRA[framework]}]'") from None
-    return table.supported()
 
 
 def load_io_config(text: str | None) -> dict | None:
@@ -95,7 +81,7 @@ def _safe_output(path: Path) -> None:
 def cmd_compile(args) -> int:
     from ..compiler import compile_graph
     from ..compiler.options import options_from_namespace
-    from ..frontends.onnx import from_onnx
+    from ..frontends.onnx_import import from_onnx
     _require_onnx(args.framework)
     options = options_from_namespace(args)
     out = Path(args.output)
@@ -120,8 +106,8 @@ def cmd_compile(args) -> int:
 
 def estimate_summary(program, metadata: dict, path) -> str:
     """Two lines for the end of a compile: one replica's latency and throughput, and one instance's."""
+    from ..estimate import estimate_program
     from ..hw import INF1, INF1_INSTANCES
-    from ..runtime.estimate import estimate_program
     pipeline = int(metadata["options"].get("neuroncore_pipeline_cores", 1))
     fits = [n for n, chips in INF1_INSTANCES.items() if chips * INF1.cores_per_chip >= pipeline]
     if not fits:
@@ -138,8 +124,10 @@ def estimate_summary(program, metadata: dict, path) -> str:
 
 
 def cmd_list_operators(args) -> int:
+    from ..bridge.plugin import find
     from ..ops import op_names
-    names = op_names() if args.framework == "ONNX" else _plugin_operators(args.framework)
+    names = op_names() if args.framework == CORE_FRAMEWORK else \
+        find(args.framework).supported_operators()
     print("\n".join(names))
     return 0
 
@@ -151,16 +139,9 @@ def cmd_info(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from ..compiler.program import Program
-    from ..errors import NeffFormatError
-    from ..neff import read_neff
-    from ..runtime.estimate import estimate_program
-    neff = read_neff(args.neff)
-    try:
-        program = Program.from_json(neff.program)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise NeffFormatError(f"NEFF program section of {args.neff!r} is malformed: {exc}") from None
-    est = estimate_program(program, neff.metadata, instance=args.instance, cores=args.cores,
+    from ..estimate import estimate_program, read_program
+    program, metadata = read_program(args.neff, f"NEFF program section of {args.neff!r}")
+    est = estimate_program(program, metadata, instance=args.instance, cores=args.cores,
                            batch_size=args.batch_size, host_ms=args.host_ms,
                            inflight=args.inflight, name=Path(args.neff).name)
     print(json.dumps(est.to_json(), indent=2) if args.json else est.format())
@@ -191,15 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
                         version=f"neuron-cc {__version__} (neuron-sim, NEFF format "
                                 f"{'.'.join(map(str, _neff_version()))})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    known = "|".join(frameworks())
     p = sub.add_parser("compile", help="compile a model into a NEFF")
     p.add_argument("model", help="model file (ONNX)")
-    p.add_argument("--framework", required=True, type=_framework, help="|".join(FRAMEWORKS))
+    p.add_argument("--framework", required=True, type=_framework, help=known)
     p.add_argument("--io-config", help="inputs' shapes and dtypes, outputs: JSON or a JSON file")
     p.add_argument("--output", default="out.neff", help="NEFF to write (default: out.neff)")
     add_compiler_arguments(p)
     p.set_defaults(fn=cmd_compile)
     p = sub.add_parser("list-operators", help="print the supported operators, one a line")
-    p.add_argument("--framework", required=True, type=_framework, help="|".join(FRAMEWORKS))
+    p.add_argument("--framework", required=True, type=_framework, help=known)
     p.set_defaults(fn=cmd_list_operators)
     p = sub.add_parser("info", help="print a NEFF's header and metadata")
     p.add_argument("neff")

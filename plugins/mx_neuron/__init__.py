@@ -21,10 +21,11 @@ from . import op  # noqa: E402  (registers _neuron_subgraph_op)
 from .api import compile  # noqa: E402
 from .compile import analyze_symbol as analyze, last_plan  # noqa: E402
 from .context import NeuronContext, install, neuron  # noqa: E402
-from .convert import supported_ops  # noqa: E402
+from .convert import supported_operators, supported_ops  # noqa: E402
 from .estimate import estimate  # noqa: E402
+from .plugin import PLUGIN  # noqa: E402
 
 install()
 
 __all__ = ["compile", "analyze", "estimate", "last_plan", "neuron", "NeuronContext",
-           "supported_ops"]
+           "supported_operators", "supported_ops", "PLUGIN"]

@@ -10,6 +10,7 @@ import numpy as np
 
 from neuron_core.bridge import compile_plan
 from neuron_core.errors import NeuronError
+from neuron_core.partition import OPTION_NAMES
 from neuron_core.runtime.context import default
 
 from ._mxnet import import_mxnet
@@ -20,9 +21,8 @@ from .graph import rebuild
 mx = import_mxnet()
 log = logging.getLogger("Neuron")
 
-#: compile_args keyword -> partitioner option
-_PARTITION_KEYS = ("minimum_segment_size", "force_fuse_ops", "subgraph_builder_function",
-                   "single_fusion_ratio_threshold", "fallback", "cost_aware")
+#: compile_args keywords of the partitioner (no_fuse_ops is spelled excl_node_names here)
+_PARTITION_KEYS = tuple(k for k in OPTION_NAMES if k != "no_fuse_ops")
 _VALID_KEYS = ("excl_node_names", "flags", "compiler_args", "compiler_workdir", "workdir",
                "--neuroncore-pipeline-cores", "neuroncore_pipeline_cores") + _PARTITION_KEYS
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 import numpy as np
 
-from neuron_core.bridge import estimate_neffs, neuron_seconds, summary_line
 from neuron_core.errors import NeuronError
+from neuron_core.estimate import Compiled, estimate_compiled, measure_host_ms
+from neuron_core.estimate import summary as _summary
 
 from ._mxnet import import_mxnet
 from .op import OP_TYPE
@@ -47,14 +47,11 @@ def measure_host(sym, args: dict, aux: dict, inputs: dict, shapes: dict, dtypes:
     for name, value in inputs.items():   # simple_bind leaves its arrays uninitialised
         exe.arg_dict[name][:] = 0 if isinstance(value, (tuple, list)) else (
             value if isinstance(value, mx.nd.NDArray) else np.asarray(value))
-    host = []
-    for _ in range(2):   # the first run also loads the NEFFs and warms MXNet up
-        inside = neuron_seconds()
-        started = time.perf_counter()
+
+    def run():
         for out in exe.forward(is_train=False):
             out.wait_to_read()
-        host.append(time.perf_counter() - started - (neuron_seconds() - inside))
-    return 1e3 * max(0.0, min(host))
+    return measure_host_ms(run)   # the first run also loads the NEFFs and warms MXNet up
 
 
 def with_host_ms(graph_json: str, host_ms: float, name: str):
@@ -93,13 +90,19 @@ def estimate(sym, args=None, aux=None, instance: str | None = None, cores: int |
         host_ms: host work per request in ms, instead of the measured one.
 
     Returns:
-        A `neuron_core.runtime.estimate.Estimate` (`.format()`, `.to_json()`, `.instances`).
+        A `neuron_core.estimate.Estimate` (`.format()`, `.to_json()`, `.instances`).
 
     Example:
         >>> sym, args, aux = mx.model.load_checkpoint("resnet18_neuron", 0)   # doctest: +SKIP
         >>> print(mx_neuron.estimate(sym, args).format())                     # doctest: +SKIP
     """
     del aux
+    return estimate_compiled(_record(sym, args), instance, cores, batch_size, host_ms)
+
+
+def _record(sym, args) -> Compiled:
+    """Where a compiled symbol keeps its NEFFs (the `*_neff` args of its `_neuron_subgraph_op`
+    nodes, in sub-graph order) and its host time (its output nodes' attributes)."""
     sym, params = _compiled(sym, args)
     measured = [a for a in sym.attr_dict().values() if HOST_ATTR in a]
     if not measured:
@@ -113,12 +116,9 @@ def estimate(sym, args=None, aux=None, instance: str | None = None, cores: int |
         raise NeuronError(f"args lack the NEFF param(s) {missing}; pass the args "
                           "mx_neuron.compile returned (or loaded with the symbol)")
     neffs = [params[var["name"]].asnumpy().tobytes() for _, var in calls]
-    return estimate_neffs(neffs, host_ms=float(measured[0][HOST_ATTR]) if host_ms is None else
-                          host_ms, name=measured[0].get(NAME_ATTR, "model"), instance=instance,
-                          cores=cores, batch_size=batch_size)
+    return Compiled(neffs, float(measured[0][HOST_ATTR]), measured[0].get(NAME_ATTR, "model"))
 
 
 def summary(sym, args) -> str:
     """One line for the end of a compile: the estimate on the smallest Inf1 size."""
-    return summary_line(estimate(sym, args, instance="inf1.xlarge"),
-                        "mx_neuron.estimate(sym, args)")
+    return _summary(_record(sym, args), "mx_neuron.estimate(sym, args)")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 
 import numpy as np
 
-from neuron_core.bridge import neff_key, run_neff
-from neuron_core.errors import NeuronError
+from neuron_core.bridge import run_neff
+from neuron_core.errors import NeffFormatError, NeuronError
+from neuron_core.neff import NEFF_BYTES, key_from
 
 from ._mxnet import import_mxnet
 
@@ -22,18 +22,16 @@ mx = import_mxnet()
 
 log = logging.getLogger("Neuron")
 OP_TYPE = "_neuron_subgraph_op"
-_NEFFS: dict = {}     # NEFF header hash -> NEFF bytes (read once from the params per process)
-_LOCK = threading.Lock()
 
 
 def _header_key(arr) -> bytes:
     """The NEFF's identity, read from its header alone (a few bytes, not the whole NEFF)."""
-    head = arr[0:16].asnumpy().tobytes()
-    length = int.from_bytes(head[12:16], "little")
-    if not 48 <= length <= arr.shape[0]:
+    try:
+        return key_from(lambda start, stop: arr[start:stop].asnumpy().tobytes(), arr.shape[0])
+    except NeffFormatError:
         raise NeuronError(f"{OP_TYPE}: the NEFF parameter ({arr.shape[0]} bytes) does not start "
-                          "with a NEFF header; were the compiled params loaded with the symbol?")
-    return arr[length - 32:length].asnumpy().tobytes()
+                          "with a NEFF header; were the compiled params loaded with the symbol?"
+                          ) from None
 
 
 class NeuronSubgraphOp(mx.operator.CustomOp):
@@ -45,15 +43,8 @@ class NeuronSubgraphOp(mx.operator.CustomOp):
         self.name = name
 
     def _neff(self, arr) -> np.ndarray:
-        key = _header_key(arr)
-        with _LOCK:
-            neff = _NEFFS.get(key)
-            if neff is None:
-                neff = arr.asnumpy()
-                if neff_key(neff) != key:
-                    raise NeuronError(f"{self.name}: NEFF parameter is inconsistent")
-                _NEFFS[key] = neff
-        return neff
+        return NEFF_BYTES.get(_header_key(arr), arr.asnumpy,
+                              f"{self.name}: NEFF parameter is inconsistent")
 
     def forward(self, is_train, req, in_data, out_data, aux):
         neff = self._neff(in_data[-1])

@@ -23,12 +23,13 @@ from . import op as _op
 from . import predictor, saved_model
 from .convert import TABLE
 from .estimate import estimate
+from .plugin import PLUGIN
 from .trace import TracedModel, analyze_model, trace
 
 _op.register()
 
 __all__ = ["saved_model", "predictor", "trace", "analyze_model", "estimate", "TracedModel",
-           "supported_operators"]
+           "supported_operators", "PLUGIN"]
 
 
 def supported_operators() -> list:

@@ -12,12 +12,12 @@ variables, so `estimate` works on a model loaded in another process.
 from __future__ import annotations
 
 import os
-import time
 
 import tensorflow as tf
 
-from neuron_core.bridge import estimate_neffs, neuron_seconds, summary_line
 from neuron_core.errors import NeuronError
+from neuron_core.estimate import Compiled, estimate_compiled, measure_host_ms
+from neuron_core.estimate import summary as _summary
 
 
 __all__ = ["NeuronInfo", "estimate", "measure_host", "summary"]
@@ -51,13 +51,14 @@ def measure_host(info: NeuronInfo, fn, *args, **kwargs) -> None:
     """Store in `info` the host work of `fn(*args, **kwargs)` (ms): its wall time minus the time
     every thread spent in NeuronOps, the best of two runs (the first one also warms TensorFlow
     up)."""
-    host = []
-    for _ in range(2):
-        inside = neuron_seconds()
-        started = time.perf_counter()
-        fn(*args, **kwargs)
-        host.append(time.perf_counter() - started - (neuron_seconds() - inside))
-    info.host_ms.assign(1e3 * max(0.0, min(host)))
+    info.host_ms.assign(measure_host_ms(lambda: fn(*args, **kwargs)))
+
+
+def _compiled(model, signature_def_key) -> Compiled:
+    """Where a compiled function keeps its NEFFs and host time: its `NeuronInfo`."""
+    info = _info(model, signature_def_key)
+    return Compiled([v.numpy() for v in info.neffs], float(info.host_ms.numpy()),
+                    info.model_name.numpy().decode())
 
 
 def _info(model, signature_def_key):
@@ -97,22 +98,17 @@ def estimate(model_or_dir, instance: str | None = None, cores: int | None = None
         signature_def_key: the signature of a compiled SavedModel (default: serving_default).
 
     Returns:
-        A `neuron_core.runtime.estimate.Estimate` (`.format()`, `.to_json()`, `.instances`).
+        A `neuron_core.estimate.Estimate` (`.format()`, `.to_json()`, `.instances`).
 
     Example:
         >>> import tf_neuron
         >>> est = tf_neuron.estimate("resnet_neuron")                      # doctest: +SKIP
         >>> est.instances["inf1.xlarge"].latency_ms_p50                     # doctest: +SKIP
     """
-    info = _info(model_or_dir, signature_def_key)
-    measured = float(info.host_ms.numpy())
-    return estimate_neffs([v.numpy() for v in info.neffs],
-                          host_ms=measured if host_ms is None else host_ms,
-                          name=info.model_name.numpy().decode(), instance=instance, cores=cores,
-                          batch_size=batch_size)
+    return estimate_compiled(_compiled(model_or_dir, signature_def_key), instance, cores,
+                             batch_size, host_ms)
 
 
 def summary(model, call: str, signature_def_key: str | None = None) -> str:
     """One line for the end of a compile: the estimate on the smallest Inf1 size."""
-    return summary_line(estimate(model, instance="inf1.xlarge",
-                                 signature_def_key=signature_def_key), call)
+    return _summary(_compiled(model, signature_def_key), call)

@@ -20,15 +20,15 @@ py-func registry is stable public machinery of every TensorFlow build.
 from __future__ import annotations
 
 import json
-import threading
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.eager import context
 from tensorflow.python.ops import gen_resource_variable_ops, gen_script_ops, script_ops
 
-from neuron_core.bridge import neff_key, run_neff
+from neuron_core.bridge import run_neff
 from neuron_core.errors import NeuronError
+from neuron_core.neff import NEFF_BYTES, neff_key
 
 #: the py-func key every compiled node calls; its text is the error users see without the plugin
 TOKEN = "tf_neuron.NeuronOp (this model holds Neuron-compiled ops: run `import tf_neuron` before " \
@@ -37,21 +37,12 @@ TOKEN = "tf_neuron.NeuronOp (this model holds Neuron-compiled ops: run `import t
 FORMAT = 1
 OP_PREFIX = "neuron_op_"
 
-_NEFFS: dict = {}   # NEFF key (hex) -> NEFF bytes, read from the graph once per process
-_LOCK = threading.Lock()
-
 
 def _neff(config: dict, tensor) -> bytes:
-    key = config["neff_key"]
-    with _LOCK:
-        neff = _NEFFS.get(key)
-        if neff is None:
-            neff = tensor.numpy()   # the only copy of the NEFF string; later calls reuse it
-            if neff_key(neff).hex() != key:
-                raise NeuronError(f"{config['name']}: its NEFF does not match its config "
-                                  "(the SavedModel is damaged); compile the model again")
-            _NEFFS[key] = neff
-    return neff
+    """The node's NEFF: `tensor.numpy()` is the only copy of the NEFF string; later calls reuse it."""
+    return NEFF_BYTES.get(bytes.fromhex(config["neff_key"]), tensor.numpy,
+                          f"{config['name']}: its NEFF does not match its config (the SavedModel "
+                          "is damaged); compile the model again")
 
 
 def run(args: list) -> list:

@@ -58,8 +58,7 @@ def compile_function(fn, specs: dict, *, structure_keys=None, dynamic_batch_size
     concrete = wrapper.get_concrete_function(**specs)
     cap = freeze(concrete, sorted(specs), structure_keys)
     cv = to_core(cap, name=where)
-    plan = compile_plan(cv, compiler_args=compiler_args, workdir=workdir,
-                        framework="TENSORFLOW", **partition)
+    plan = compile_plan(cv, compiler_args=compiler_args, workdir=workdir, **partition)
     log_counts(cap, cv, plan)
     gd, outputs = rewrite(cap, plan, dynamic_batch_size)
     run_specs = dict(specs)

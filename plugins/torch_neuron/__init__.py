@@ -7,7 +7,8 @@
 
 Importing this package registers the `neuron::forward_v1` operator and makes `torch.neuron`
 available with `trace`, `analyze_model`, `estimate`, `DataParallel`, `is_available` and
-`get_supported_operations`.
+`supported_operators` (also under the Neuron SDK's name `get_supported_operations`). `PLUGIN` is
+the plugin's record for the core (neuron-cc finds it by module name).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from .capture import capture
 from .convert import TABLE
 from .data_parallel import DataParallel
 from .graph import to_core
+from .plugin import PLUGIN
 from .trace import estimate, trace
 
 __version__ = "1.13.0.sim"
@@ -53,12 +55,17 @@ def is_available() -> bool:
         return False
 
 
-def get_supported_operations() -> list[str]:
+def supported_operators() -> list[str]:
     """The ATen operators that can be compiled for Neuron (derived from the conversion table)."""
     return TABLE.supported()
+
+
+#: the Neuron SDK's name for `supported_operators`
+get_supported_operations = supported_operators
 
 
 torch.neuron = sys.modules[__name__]
 sys.modules.setdefault("torch.neuron", sys.modules[__name__])
 
-__all__ = ["trace", "analyze_model", "estimate", "DataParallel", "is_available", "get_supported_operations"]
+__all__ = ["trace", "analyze_model", "estimate", "DataParallel", "is_available",
+           "supported_operators", "get_supported_operations", "PLUGIN"]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import torch
 import torch.utils._pytree as pytree
 
-from neuron_core.bridge import (compile_plan, estimate_neffs, neuron_time, summary_line,
-                                with_precision)
+from neuron_core.bridge import compile_plan, neuron_time, with_precision
 from neuron_core.errors import CompilerError, NeuronError
+from neuron_core.estimate import Compiled, estimate_compiled, measure_host_ms
+from neuron_core.partition import OPTION_NAMES
+from neuron_core.estimate import summary as _summary
 
 from .capture import capture
 from .graph import rebuild, to_core
@@ -45,8 +46,8 @@ def _options(minimum_segment_size, single_fusion_ratio_threshold, fallback,
     options = {"minimum_segment_size": minimum_segment_size,
                "single_fusion_ratio_threshold": single_fusion_ratio_threshold,
                "fallback": fallback, "subgraph_builder_function": subgraph_builder_function}
-    for key in ("no_fuse_ops", "force_fuse_ops", "cost_aware"):
-        if key in trace_kwargs:
+    for key in OPTION_NAMES:   # the partitioner's keywords trace() does not name itself
+        if key not in options and key in trace_kwargs:
             options[key] = trace_kwargs.pop(key)
     return options
 
@@ -119,7 +120,7 @@ def trace(model, example_inputs, compiler_args=None, compiler_timeout=None, comp
     cap = capture(model, example_inputs, dynamic_batch=bool(dynamic_batch_size))
     cv = to_core(cap)
     plan = _compile(cv, compiler_timeout, compiler_args=compiler_args, workdir=compiler_workdir,
-                    framework="PYTORCH", **options)
+                    **options)
     gm = rebuild(cap, cv, plan, bool(dynamic_batch_size))
     args = example_inputs if isinstance(example_inputs, tuple) else (
         tuple(example_inputs) if isinstance(example_inputs, list) else (example_inputs,))
@@ -166,20 +167,21 @@ def _check_batch_one(model, traced, args) -> None:
 
 def _measure_host(traced, args) -> None:
     """Time runs of the example: everything outside NeuronCore calls is host work. TorchScript's
-    first-call optimisation is switched off so that it is not counted; the best of two runs."""
-    host = []
-    with torch.no_grad(), torch.jit.optimized_execution(False):
-        for _ in range(2):
-            with neuron_time() as inside:
-                started = time.perf_counter()
-                traced(*args)
-                host.append(time.perf_counter() - started - inside["seconds"])
-    traced.neuron_host_ms.fill_(1e3 * max(0.0, min(host)))
+    first-call optimisation is switched off so that it is not counted."""
+    with torch.no_grad(), torch.jit.optimized_execution(False), neuron_time() as inside:
+        host_ms = measure_host_ms(lambda: traced(*args), lambda: inside["seconds"])
+    traced.neuron_host_ms.fill_(host_ms)
 
 
-def _neffs(model) -> list:
-    return [bytes(b.numpy()) for name, b in model.named_buffers()
-            if name == "neff" or name.endswith(".neff")]
+def _compiled(model) -> Compiled:
+    """Where a traced (or loaded) model keeps its NEFFs (buffers named `neff`) and host time."""
+    host = getattr(model, "neuron_host_ms", None)
+    if host is None or not isinstance(host, torch.Tensor):
+        raise NeuronError(f"estimate takes a model returned by torch.neuron.trace (or loaded from "
+                          f"one), got {type(model).__name__}")
+    neffs = [bytes(b.numpy()) for name, b in model.named_buffers()
+             if name == "neff" or name.endswith(".neff")]
+    return Compiled(neffs, float(host), getattr(model, "original_name", "model"))
 
 
 def estimate(model, instance: str | None = None, cores: int | None = None,
@@ -192,18 +194,12 @@ def estimate(model, instance: str | None = None, cores: int | None = None,
         >>> est = torch.neuron.estimate(traced, "inf1.xlarge")             # doctest: +SKIP
         >>> est.instances["inf1.xlarge"].latency_ms_p50                   # doctest: +SKIP
     """
-    host = getattr(model, "neuron_host_ms", None)
-    if host is None or not isinstance(host, torch.Tensor):
-        raise NeuronError(f"estimate takes a model returned by torch.neuron.trace (or loaded from "
-                          f"one), got {type(model).__name__}")
-    return estimate_neffs(_neffs(model), host_ms=float(host) if host_ms is None else host_ms,
-                          name=getattr(model, "original_name", "model"), instance=instance,
-                          cores=cores, batch_size=batch_size)
+    return estimate_compiled(_compiled(model), instance, cores, batch_size, host_ms)
 
 
 def summary(model) -> str:
     """One line for the end of a trace: the estimate on the smallest Inf1 size."""
-    return summary_line(estimate(model, instance="inf1.xlarge"), "torch.neuron.estimate(model)")
+    return _summary(_compiled(model), "torch.neuron.estimate(model)")
 
 
 def _first_shape(args) -> list:

@@ -10,7 +10,7 @@ import onnx
 from onnx import numpy_helper
 
 from neuron_core.compiler import compile_graph, parse_compiler_args
-from neuron_core.frontends.onnx import from_onnx
+from neuron_core.frontends.onnx_import import from_onnx
 from neuron_core.ops import has_op
 from neuron_core.runtime import load
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from neuron_core.compiler import compile_graph, parse_compiler_args
-from neuron_core.frontends.onnx import from_onnx
+from neuron_core.frontends.onnx_import import from_onnx
 from neuron_core.models.builders import small_cnn
 
 

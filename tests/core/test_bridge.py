@@ -167,7 +167,7 @@ def test_bridge_estimate_chains_subgraphs_and_adds_host_time():
     from neuron_core.bridge import estimate_neffs, neuron_time
     from neuron_core.compiler.program import Program
     from neuron_core.neff import read_neff
-    from neuron_core.runtime.estimate import estimate_program
+    from neuron_core.estimate import estimate_program
     rng = np.random.default_rng(0)
     nodes, params = _toy_model(rng)
     plan = compile_plan(_convert(nodes, params), minimum_segment_size=1, cost_aware=False)

@@ -12,7 +12,7 @@ import sys
 CHILD = r"""
 import hashlib, json
 from neuron_core.compiler import compile_graph, parse_compiler_args
-from neuron_core.frontends.onnx import from_onnx
+from neuron_core.frontends.onnx_import import from_onnx
 from neuron_core.models.builders import bert, resnet
 from neuron_core.neff import read_neff
 from neuron_core.partition import PartitionOptions, partition

@@ -10,7 +10,7 @@ from scipy import special
 
 from neuron_core import runtime
 from neuron_core.compiler import compile_graph, parse_compiler_args
-from neuron_core.frontends.onnx import from_onnx
+from neuron_core.frontends.onnx_import import from_onnx
 from neuron_core.ops import activation, get_op
 from neuron_core.ops._elementwise import via_bf16_table
 

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from neuron_core import NeuronError, dtypes, runtime
 from neuron_core.compiler import compile_graph, parse_compiler_args
-from neuron_core.frontends.onnx import from_onnx
+from neuron_core.frontends.onnx_import import from_onnx
 from neuron_core.models.builders import resnet
 from neuron_core.runtime import context, kernels
 from tests.core.ops.test_conv import CONV, CONV_TRANSPOSE, TOL

@@ -21,7 +21,7 @@ from onnx import helper
 
 from neuron_core import dtypes, runtime
 from neuron_core.compiler import compile_graph, parse_compiler_args
-from neuron_core.frontends.onnx import from_onnx
+from neuron_core.frontends.onnx_import import from_onnx
 from neuron_core.ops import get_op
 from neuron_core.runtime import cache, probe
 from tests.core.conformance import applicable_cases, run_case

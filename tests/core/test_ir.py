@@ -90,7 +90,8 @@ def test_toposort_restores_order_and_detects_cycles():
 
 def test_core_imports_no_framework():
     code = ("import sys, neuron_core, neuron_core.runtime, neuron_core.compiler, "
-            "neuron_core.frontends.onnx, neuron_core.tools.neuron_cc, neuron_core.ops as o; "
+            "neuron_core.frontends.onnx_import, neuron_core.tools.neuron_cc, neuron_core.estimate, "
+            "neuron_core.bridge.plugin, neuron_core.ops as o; "
             "o.op_names(); bad = [m for m in ('torch', 'tensorflow', 'mxnet') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

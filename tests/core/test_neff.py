@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neuron_core.errors import NeffFormatError, NeffVersionError, NeuronError
-from neuron_core.neff import FORMAT_VERSION, MAGIC, format_info, read_neff, to_bytes, write_neff
+from neuron_core.neff import (FORMAT_VERSION, MAGIC, NeffBytes, format_info, neff_key, read_neff,
+                              to_bytes, write_neff)
 from neuron_core.neff.format import _assemble
 
 META = {"name": "tiny", "inputs": {"x:0": [[1, 3, 4, 4], "float32"]},
@@ -295,3 +296,25 @@ def test_forged_header_with_matching_hash_never_escapes(data, edits):
         read_neff(bytes(forged))  # e.g. a renamed compiler version is a valid file
     except NeffFormatError:
         pass
+
+
+def test_neff_key_is_the_header_hash_and_damage_is_named():
+    data = to_bytes(META, PROGRAM, _weights(), compiler_version="0.1")
+    (header_len,) = struct.unpack_from("<I", data, 12)
+    assert neff_key(data) == data[header_len - 32:header_len]
+    assert neff_key(np.frombuffer(data, np.uint8)) == neff_key(bytearray(data))
+    with pytest.raises(NeffFormatError, match="too short to hold a header"):
+        neff_key(data[:10])
+    with pytest.raises(NeffFormatError, match="outside the 100-byte buffer"):
+        neff_key(data[:100])
+
+
+def test_neff_bytes_reads_once_and_checks_what_it_read():
+    data = to_bytes(META, PROGRAM, _weights(), compiler_version="0.1")
+    cache, reads = NeffBytes(), []
+    for _ in range(3):
+        assert cache.get(neff_key(data), lambda: reads.append(1) or data, "damaged") is data
+    assert reads == [1]
+    other = to_bytes(META, PROGRAM, {}, compiler_version="0.1")
+    with pytest.raises(NeffFormatError, match="^damaged$"):
+        cache.get(neff_key(other), lambda: data, "damaged")

@@ -150,12 +150,24 @@ def test_other_frameworks_point_to_their_plugin(tmp_path, capsys):
     assert "torch.neuron.trace(model, example_inputs)" in capsys.readouterr().err
 
 
+def test_plugins_are_found_by_module_name_without_importing_a_framework():
+    from neuron_core.tools.neuron_cc import _framework
+    code = ("import sys; from neuron_core.tools.neuron_cc import frameworks; print(frameworks()); "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'mxnet') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    listed, imported = out.stdout.splitlines()
+    assert eval(listed) == ("ONNX", "MXNET", "PYTORCH", "TENSORFLOW") and imported == "[]"
+    assert _framework("pytorch") == "PYTORCH" and _framework("Tensorflow") == "TENSORFLOW"
+
+
 def test_list_operators_of_a_framework_comes_from_its_plugin(capsys):
     pytest.importorskip("torch_neuron")
     import torch_neuron
     assert main(["list-operators", "--framework", "PYTORCH"]) == 0
     listed = capsys.readouterr().out.split()
-    assert listed == torch_neuron.get_supported_operations()
+    assert listed == torch_neuron.supported_operators() == torch_neuron.get_supported_operations()
+    from neuron_core.bridge.plugin import find
+    assert find("pytorch") == torch_neuron.PLUGIN and torch_neuron.TABLE.framework == "PYTORCH"
     assert "aten.convolution.default" in listed and "aten.sin.default" not in listed
 
 

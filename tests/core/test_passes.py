@@ -9,7 +9,7 @@ from neuron_core.compiler import compile_graph, parse_compiler_args
 from neuron_core.compiler.lowering import fusion_groups
 from neuron_core.compiler.passes import fold_batchnorm, remove_identities
 from neuron_core.errors import CompilerError, CompilerOptionError
-from neuron_core.frontends.onnx import from_onnx
+from neuron_core.frontends.onnx_import import from_onnx
 from neuron_core.runtime import load
 
 

@@ -9,7 +9,7 @@ from neuron_core import runtime
 from neuron_core.compiler import compile_graph, parse_compiler_args
 from neuron_core.errors import BadInputError, NeffFormatError, NeffVersionError, NeuronError, \
     ResourceError
-from neuron_core.frontends.onnx import from_onnx
+from neuron_core.frontends.onnx_import import from_onnx
 from neuron_core.runtime.device import get_device_manager
 
 

@@ -1,4 +1,4 @@
-"""The timing model (runtime.timing) and the estimates built on it (runtime.estimate)."""
+"""The timing model (runtime.timing) and the estimates built on it (neuron_core.estimate)."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,10 +10,10 @@ from onnx import TensorProto, helper, numpy_helper
 from neuron_core import runtime
 from neuron_core.compiler import compile_graph, parse_compiler_args
 from neuron_core.errors import NeuronError
-from neuron_core.frontends.onnx import from_onnx
+from neuron_core.frontends.onnx_import import from_onnx
 from neuron_core.hw import INF1, INF1_INSTANCES
 from neuron_core.models.builders import small_cnn
-from neuron_core.runtime.estimate import estimate_program, split_stages
+from neuron_core.estimate import estimate_program, split_stages
 from neuron_core.runtime.timing import TRACKS, compute_seconds, simulate
 
 

@@ -2,17 +2,23 @@
 
 Rules are split by op family (`nn`, `elementwise`, `tensor`); each is called as
 `rule(cv, attrs, *inputs)` where `attrs` is the node's parsed `Attrs` and every input is a core
-Value. The supported-op list is derived from the table (`supported_ops()`), never typed twice.
+Value. The supported-op list is derived from the table (`supported_operators()`), never typed twice.
 """
 from __future__ import annotations
 
 from neuron_core.bridge import ConversionTable
 
-TABLE = ConversionTable("MXNet", "mxnet")
+from ..plugin import PLUGIN
+
+TABLE = ConversionTable.of(PLUGIN)
 
 from . import elementwise, nn, tensor  # noqa: E402,F401  (register their rules on TABLE)
 
 
-def supported_ops() -> list[str]:
+def supported_operators() -> list[str]:
     """The MXNet operator names that have a Neuron conversion, sorted."""
     return TABLE.supported()
+
+
+#: the name earlier releases gave `supported_operators`
+supported_ops = supported_operators

@@ -3,14 +3,15 @@ clip, comparisons (MXNet returns 0/1 in the input dtype) and casts."""
 from __future__ import annotations
 
 from neuron_core.bridge import Unsupported
+from neuron_core.dtypes import ONNX_CODES
 
 from . import TABLE
 from ._attrs import Attrs
 from .nn import FLOAT_INDEX_REASON
 
-#: ONNX TensorProto dtype codes for MXNet's dtype names
-_ONNX_DTYPE = {"float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "bool": 9,
-               "float16": 10}
+#: ONNX TensorProto dtype codes of the MXNet dtypes a cast may produce
+_ONNX_DTYPE = {name: ONNX_CODES[name] for name in ("float32", "uint8", "int8", "int32", "int64",
+                                                    "bool", "float16")}
 
 _BINARY = {
     "Add": ("elemwise_add", "broadcast_add", "broadcast_plus", "_plus", "_Plus", "_add"),

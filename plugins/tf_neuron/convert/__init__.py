@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from neuron_core.bridge import ConversionTable
 
-TABLE = ConversionTable("TensorFlow", "tf")
+from ..plugin import PLUGIN
+
+TABLE = ConversionTable.of(PLUGIN)
 
 from . import array, linalg, math, nn  # noqa: E402,F401  (each module registers its rules)
 from ._util import TFConverter  # noqa: E402

@@ -16,14 +16,13 @@ import functools
 import numpy as np
 
 from neuron_core.bridge import Converter, Unsupported
+from neuron_core.dtypes import ONNX_CODES
 from neuron_core.ir import Value
-from neuron_core.ops.misc import ONNX_DTYPES
 
 TO_NCHW = (0, 3, 1, 2)
 TO_NHWC = (0, 2, 3, 1)
 #: NHWC axis -> NCHW axis
 NHWC_AXIS = (0, 2, 3, 1)
-_ONNX_CODE = {name: code for code, name in ONNX_DTYPES.items()}
 
 
 class TFConverter(Converter):
@@ -88,9 +87,9 @@ def onnx_dtype(tf_dtype) -> int:
         else str(tf_dtype)
     if tf_dtype.name == "bfloat16":
         name = "bfloat16"
-    if name not in _ONNX_CODE:
+    if name not in ONNX_CODES:
         raise Unsupported(f"dtype {name} has no NeuronCore form")
-    return _ONNX_CODE[name]
+    return ONNX_CODES[name]
 
 
 # -- layout -----------------------------------------------------------------------------------------

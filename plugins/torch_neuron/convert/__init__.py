@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from neuron_core.bridge import ConversionTable
 
-TABLE = ConversionTable("PyTorch", "aten")
+from ..plugin import PLUGIN
+
+TABLE = ConversionTable.of(PLUGIN)
 
 from . import elementwise, nn, shape  # noqa: E402,F401  (register their rules)
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 import numpy as np
 
 from neuron_core.bridge import Unsupported
+from neuron_core.dtypes import ONNX_CODES
 from neuron_core.ir import Value
-from neuron_core.ops.misc import ONNX_DTYPES
-
-_ONNX_CODE = {name: code for code, name in ONNX_DTYPES.items()}
 
 
 def onnx_dtype(torch_dtype) -> int:
     """The ONNX TensorProto code of a torch dtype (Cast's `to`)."""
     name = str(torch_dtype).replace("torch.", "")
-    if name not in _ONNX_CODE:
+    if name not in ONNX_CODES:
         raise Unsupported(f"dtype {name} has no NeuronCore form")
-    return _ONNX_CODE[name]
+    return ONNX_CODES[name]
 
 
 def rank(v: Value) -> int:

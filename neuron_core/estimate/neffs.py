@@ -1,28 +1,59 @@
 """The Inf1 estimate of a partitioned model: its Neuron subgraphs run one after another per request,
 each paying its own launch and PCIe transfers, and the operations left to the framework add host
-time between them. The host time is measured (the plugins time a run of the example inputs and
-subtract the time spent in NeuronCore calls), so it is this machine's CPU standing in for the
+time between them. The host time is measured (`host.measure_host_ms`: a run of the example inputs
+minus the time spent in NeuronCore calls), so it is this machine's CPU standing in for the
 instance's; the estimate shows it apart from device and transfer time.
 
     est = estimate_neffs([call.neff for call in plan.calls], host_ms=0.8, name="resnet50")
     print(est.format())
+
+A plugin says where a compiled model keeps its NEFFs and measured host time in a `Compiled` record
+and calls `estimate_compiled` / `summary` with it.
 """
 from __future__ import annotations
 
 import math
+import os
+from dataclasses import dataclass
 
 from ..compiler.program import Program
-from ..errors import NeffFormatError, NeuronError
-from ..neff import read_neff
-from ..runtime.estimate import Estimate, InstanceEstimate, compiled_batch, estimate_program
+from ..errors import NeffFormatError
+from ..neff import Neff, read_neff
+from .program import Estimate, InstanceEstimate, check_host_ms, compiled_batch, estimate_program
 
 
-def _program(neff):
-    parsed = read_neff(bytes(neff))
+def read_program(neff, section: str = "NEFF program section") -> tuple:
+    """(Program, metadata) of a NEFF (path, bytes or a read `Neff`), verified; `section` names
+    the program section in the error a malformed one raises."""
+    if not isinstance(neff, Neff):   # a path, or bytes-like (a numpy array of a NEFF too)
+        neff = read_neff(neff if isinstance(neff, (str, os.PathLike)) else bytes(neff))
     try:
-        return Program.from_json(parsed.program), parsed.metadata
+        return Program.from_json(neff.program), neff.metadata
     except (KeyError, TypeError, ValueError) as exc:
-        raise NeffFormatError(f"NEFF program section is malformed: {exc}") from None
+        raise NeffFormatError(f"{section} is malformed: {exc}") from None
+
+
+@dataclass
+class Compiled:
+    """Where a compiled model keeps what its estimate needs: its NEFFs in execution order, the
+    host work per call measured when it was compiled (ms), and its name."""
+
+    neffs: list
+    host_ms: float
+    name: str = "model"
+
+
+def estimate_compiled(compiled: Compiled, instance: str | None = None, cores: int | None = None,
+                      batch_size: int | None = None, host_ms: float | None = None) -> Estimate:
+    """`estimate_neffs` of a plugin's compiled model; `host_ms` replaces the measured host work."""
+    return estimate_neffs(compiled.neffs, host_ms=compiled.host_ms if host_ms is None else host_ms,
+                          name=compiled.name, instance=instance, cores=cores,
+                          batch_size=batch_size)
+
+
+def summary(compiled: Compiled, how: str, host: str = "host") -> str:
+    """One line for the end of a compile: the estimate on the smallest Inf1 size."""
+    return summary_line(estimate_compiled(compiled, instance="inf1.xlarge"), how, host=host)
 
 
 def estimate_neffs(neffs: list, *, host_ms: float = 0.0, name: str = "model",
@@ -34,9 +65,8 @@ def estimate_neffs(neffs: list, *, host_ms: float = 0.0, name: str = "model",
     A `batch_size` other than the compiled one runs the whole model ceil(batch_size / compiled)
     times: each subgraph that many executions of its own compiled shape (a later subgraph's first
     dimension need not be the batch), and the host work that many times."""
-    if not isinstance(host_ms, (int, float)) or host_ms < 0:
-        raise NeuronError(f"host_ms must be a number of milliseconds >= 0, got {host_ms!r}")
-    programs = [_program(n) for n in neffs]
+    check_host_ms(host_ms)
+    programs = [read_program(n) for n in neffs]
     if not programs:   # nothing compiled: the framework does all the work
         return _host_only(name, float(host_ms), instance, cores, batch_size)
     batch = compiled_batch(programs[0][1])

@@ -1,4 +1,5 @@
-"""ONNX frontend: ModelProto -> core IR, with every initializer-computable value folded.
+"""The ONNX importer: ModelProto -> core IR, with every initializer-computable value folded.
+(`neuron_core.onnx` is another thing: ONNX models compiled with host fallback.)
 
     graph = from_onnx("model.onnx", io_config={"inputs": {"x": [[1, 3, 224, 224], "float32"]}})
 

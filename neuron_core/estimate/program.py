@@ -1,4 +1,4 @@
-"""Latency and throughput estimates on Inf1 instance sizes, from the timing model (no execution).
+"""The estimate of one program on Inf1 instance sizes, from the timing model (no execution).
 
 Data parallel (the default): every used NeuronCore holds a replica of the model; the cores of one
 chip share its DRAM bandwidth, so a replica's execution time depends on how many cores of its chip
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import NeuronError
 from ..hw import INF1, INF1_INSTANCES, NeuronCoreConfig
-from .timing import compute_seconds, gathers, simulate
+from ..runtime.timing import compute_seconds, gathers, simulate
 
 
 @dataclass
@@ -98,6 +98,12 @@ class Estimate:
                          f"{e.host_ms:8.2f}")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def check_host_ms(host_ms) -> None:
+    """Host time per request must be a number of milliseconds >= 0."""
+    if not isinstance(host_ms, (int, float)) or host_ms < 0:
+        raise NeuronError(f"host_ms must be a number of milliseconds >= 0, got {host_ms!r}")
 
 
 def compiled_batch(metadata: dict) -> int:
@@ -281,8 +287,7 @@ def estimate_program(program, metadata: dict | None = None, *, instance: str | N
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value < low):
             raise NeuronError(f"{arg} must be an integer >= {low}, got {value!r}")
-    if not isinstance(host_ms, (int, float)) or host_ms < 0:
-        raise NeuronError(f"host_ms must be a number of milliseconds >= 0, got {host_ms!r}")
+    check_host_ms(host_ms)
     pipeline = int((metadata.get("options") or {}).get("neuroncore_pipeline_cores", 1) or 1)
     batch = compiled_batch(metadata)
     size = batch_size or batch
