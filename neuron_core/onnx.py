@@ -23,11 +23,11 @@ import numpy as np
 import onnx as _onnx
 from onnx import helper, numpy_helper
 
-from .compiler import compile_graph, parse_compiler_args
+from .compiler import parse_compiler_args
 from .errors import BadInputError, FrontendError, NeuronError
 from .estimate import estimate_neffs, measure_host_ms, summary_line
 from .frontends.onnx_import import from_onnx, load_model
-from .partition import PartitionOptions, PartitionReport, Subgraph, partition
+from .partition import PartitionReport, Subgraph, partition
 from .runtime.profile import ENV_PROFILE, build_trace, request_trace, write_profile
 
 log = logging.getLogger("Neuron")
@@ -227,23 +227,21 @@ def compile(model, io_config: dict | None = None, *, compiler_args=None,
     Example:
         >>> compiled = compile("model.onnx", minimum_segment_size=3)   # doctest: +SKIP
     """
+    from .bridge.plan import compile_subgraphs, partition_options
     proto = load_model(model)
-    try:
-        popts = PartitionOptions(**options)
-    except TypeError as exc:
-        valid = ", ".join(PartitionOptions.__dataclass_fields__)
-        raise NeuronError(f"{exc}; valid options are {valid}") from None
+    popts = partition_options(options)
     copts = parse_compiler_args(compiler_args)
     graph = from_onnx(proto, io_config)
     part = partition(graph, popts)
+    neffs = {sub.index: compiled.to_bytes()
+             for sub, _, compiled in compile_subgraphs(part, copts, "ONNX")}
     inits = {t.name: t for t in proto.graph.initializer}
     nodes, extra_inits, crossing = [], {}, {}
     for unit in part.units:
         if isinstance(unit, Subgraph):
-            compiled = compile_graph(unit.extract(), copts, source=f"subgraph {unit.index}")
             nodes.append(helper.make_node(
                 NEURON_OP, [v.name for v in unit.inputs], [v.name for v in unit.outputs],
-                name=f"neuron_subgraph_{unit.index}", domain=DOMAIN, neff=compiled.to_bytes()))
+                name=f"neuron_subgraph_{unit.index}", domain=DOMAIN, neff=neffs[unit.index]))
             for v in unit.inputs + unit.outputs:
                 crossing[v.name] = v
             continue

@@ -18,10 +18,9 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..compiler.fold import fold_node
+from ..compiler.fold import add_folded
 from ..errors import FrontendError, NeuronError
 from ..ir import Graph, TensorType, Value, verify
-from ..ops import infer_node
 
 log = logging.getLogger("Neuron")
 
@@ -111,13 +110,9 @@ class Converter:
     # -- helpers for rules ------------------------------------------------------------------------
     def op(self, op_type: str, inputs: list, attrs: dict | None = None, *, outputs: int = 1):
         """Add a core node for the native node being converted; infer its type and fold it."""
-        node = self.graph.add_node(op_type, inputs, attrs, name=self._name, outputs=outputs,
-                                   scope=self._scope, native=self.node)
+        node, outs = add_folded(self.graph, op_type, inputs, attrs, name=self._name,
+                                outputs=outputs, scope=self._scope, native=self.node)
         self.native_names[id(node)] = (self._name, self._op)
-        infer_node(node)
-        outs = list(node.outputs)
-        fold_node(self.graph, node)
-        outs = [self.graph.values[o.name] for o in outs]
         return outs[0] if outputs == 1 else outs
 
     def const(self, value, like: Value | None = None, dtype=None) -> Value:

@@ -93,6 +93,27 @@ def _split_natives(part) -> list:
     return [name for k, places in where.items() if len(places) > 1 for name in members[k]]
 
 
+def partition_options(options: dict) -> PartitionOptions:
+    """PartitionOptions from a compile call's keywords; an unknown keyword is an error listing the
+    valid ones."""
+    unknown = sorted(set(options) - set(PARTITION_KEYS))
+    if unknown:
+        raise NeuronError(f"unknown option(s) {unknown}; valid options are "
+                          f"{', '.join(PARTITION_KEYS)}")
+    return PartitionOptions(**options)
+
+
+def compile_subgraphs(part, compiler_options, framework: str, source: str = "subgraph") -> list:
+    """Compile every subgraph of partition `part`: [(subgraph, its extracted graph, Compiled)],
+    in order; each NEFF's source is "`source` N"."""
+    out = []
+    for sub in part.subgraphs:
+        sg = sub.extract()
+        out.append((sub, sg, compile_graph(sg, compiler_options, framework=framework,
+                                           source=f"{source} {sub.index}")))
+    return out
+
+
 def compile_plan(cv: Converter, *, compiler_args=None, workdir=None, framework: str | None = None,
                  **options) -> Plan:
     """Partition the converted graph, compile each subgraph, and map it back to native keys.
@@ -105,18 +126,13 @@ def compile_plan(cv: Converter, *, compiler_args=None, workdir=None, framework: 
             subgraph_builder_function (called with the native node), single_fusion_ratio_threshold,
             fallback, cost_aware.
     """
-    unknown = sorted(set(options) - set(PARTITION_KEYS))
-    if unknown:
-        raise NeuronError(f"unknown option(s) {unknown}; valid options are "
-                          f"{', '.join(PARTITION_KEYS)}")
+    popts = partition_options(options)
     started = time.perf_counter()
     copts = parse_compiler_args(compiler_args)
     framework = framework or cv.table.framework
     graph = cv.finish()
-    options = dict(options)
-    options["no_fuse_ops"] = _expand_names(cv, options.get("no_fuse_ops"))
-    options["force_fuse_ops"] = _expand_names(cv, options.get("force_fuse_ops"))
-    popts = PartitionOptions(**options)
+    popts.no_fuse_ops = _expand_names(cv, options.get("no_fuse_ops"))
+    popts.force_fuse_ops = _expand_names(cv, options.get("force_fuse_ops"))
     part = partition(graph, popts, log_report=False)
     for _ in range(8):
         split = _split_natives(part)
@@ -127,10 +143,7 @@ def compile_plan(cv: Converter, *, compiler_args=None, workdir=None, framework: 
     for line in str(part.report).splitlines():
         log.info(line)
     calls = []
-    for sub in part.subgraphs:
-        sg = sub.extract()
-        compiled = compile_graph(sg, copts, framework=framework,
-                                 source=f"{framework} subgraph {sub.index}")
+    for sub, sg, compiled in compile_subgraphs(part, copts, framework, f"{framework} subgraph"):
         neff = compiled.to_bytes()
         call = NeuronCall(
             sub.index, neff, [cv.origin[id(v)] for v in sub.inputs],

@@ -5,10 +5,24 @@ import numpy as np
 
 from ..errors import CompilerError
 from ..ir import Graph, format_node
-from ..ops import get_op, has_op
+from ..ops import get_op, has_op, infer_node
 
 #: folding stops at constants larger than this (elements), to keep NEFFs small
 FOLD_LIMIT = 1 << 24
+
+
+def add_folded(graph: Graph, op_type: str, inputs: list, attrs: dict | None = None, *,
+               fold: bool = True, **node_fields) -> tuple:
+    """Add a node as a frontend does: the node, its output types inferred, folded into constants
+    when its value is known (unless `fold` is False). Returns (node, the values standing for its
+    outputs afterwards: its own, or the constants that replaced them). `node_fields` go to
+    Graph.add_node (name, outputs, scope, native)."""
+    node = graph.add_node(op_type, inputs, attrs, **node_fields)
+    infer_node(node)
+    names = [o.name for o in node.outputs]
+    if fold:
+        fold_node(graph, node)
+    return node, [graph.values[o] for o in names]
 
 
 def fold_node(graph: Graph, node) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..compiler.fold import fold_node
+from ..compiler.fold import add_folded
 from ..errors import FrontendError, NeuronError, ShapeInferenceError
 from ..ir import Graph, TensorType, format_node, verify
 from ..ops import has_op, infer_node
@@ -199,17 +199,16 @@ def _convert_node(g: Graph, env: dict, n, opset: int, known_types: dict, fold: b
         inputs = _expand_coerce_2d(g, op_type, inputs, attrs, name)
         if inputs is None:  # the expansion produced the node already
             return _bind(env, n, g.nodes[-1].outputs)
-    node = g.add_node(op_type, inputs, attrs, name=name, outputs=list(n.output), native=n)
-    if has_op(op_type):
-        try:
-            infer_node(node)
-        except ShapeInferenceError as exc:
-            raise FrontendError(f"ONNX node {n.name!r}: {exc}") from None
-    else:
+    if not has_op(op_type):  # an op the host runs: its types as the model declares them
+        node = g.add_node(op_type, inputs, attrs, name=name, outputs=list(n.output), native=n)
         for out in node.outputs:
             out.type = known_types.get(out.name)
-    if fold:
-        fold_node(g, node)
+        return _bind(env, n, node.outputs)
+    try:
+        add_folded(g, op_type, inputs, attrs, fold=fold, name=name, outputs=list(n.output),
+                   native=n)
+    except ShapeInferenceError as exc:
+        raise FrontendError(f"ONNX node {n.name!r}: {exc}") from None
     _bind(env, n, [g.values[o] for o in n.output if o in g.values])
 
 
