@@ -21,12 +21,9 @@ import numpy as np
 from .. import dtypes
 from ..errors import BadInputError
 from ..neff.cache import neff_key
+from ..runtime.context import default
 
-_LOADED: dict = {}
-_LOCK = threading.Lock()
-_BINDING = threading.local()
-_LOADING: dict = {}   # key -> lock held while that key's NEFF loads
-_TOTAL = [0.0]     # wall seconds every thread of this process has spent in run_neff
+_BINDING = threading.local()   # per thread: its core, timer and precision (see _bound)
 
 
 @contextlib.contextmanager
@@ -61,7 +58,7 @@ def neuron_seconds() -> float:
     """Wall seconds all threads of this process have spent in `run_neff` so far. TensorFlow and
     MXNet run the plugins' ops on their own threads, where `neuron_time` cannot see them; the
     difference of two readings around a run is the NeuronCore part of it."""
-    return _TOTAL[0]
+    return default().neuron_seconds
 
 
 def bound_core() -> int | None:
@@ -73,31 +70,34 @@ def _model(neff, precision: str | None, core: int | None):
     from .. import runtime
     precision = precision or os.environ.get("NEURON_SIM_PRECISION", "hardware")
     key = (neff_key(neff), precision, core)
-    with _LOCK:
-        model = _LOADED.get(key)
+    rt = default()
+    loaded = rt.plugin_models
+    with rt.lock:
+        model = loaded.get(key)
         if model is not None and model.loaded:
             return model
-        loading = _LOADING.setdefault(key, threading.Lock())
+        loading = rt.plugin_loading.setdefault(key, threading.Lock())
     with loading:   # one load per key; replicas on other cores load meanwhile
-        with _LOCK:
-            model = _LOADED.get(key)
+        with rt.lock:
+            model = loaded.get(key)
         if model is None or not model.loaded:
             model = runtime.load(bytes(neff), precision=precision, core=core)
-            with _LOCK:
-                _LOADED[key] = model
+            with rt.lock:
+                loaded[key] = model
                 # a model loaded on "any core" serves later requests for the core it landed on
                 landed = (key[0], precision, model.core)
-                if landed not in _LOADED or not _LOADED[landed].loaded:
-                    _LOADED[landed] = model
+                if landed not in loaded or not loaded[landed].loaded:
+                    loaded[landed] = model
     return model
 
 
 def unload_all() -> None:
     """Free every NEFF the plugins loaded in this process."""
-    with _LOCK:
-        for model in _LOADED.values():
+    rt = default()
+    with rt.lock:
+        for model in rt.plugin_models.values():
             model.unload()
-        _LOADED.clear()
+        rt.plugin_models.clear()
 
 
 def run_neff(neff, inputs: list, *, dynamic_batch: bool = False, name: str = "neuron subgraph",
@@ -110,8 +110,9 @@ def run_neff(neff, inputs: list, *, dynamic_batch: bool = False, name: str = "ne
         return _run(neff, inputs, dynamic_batch, name, precision, core)
     finally:
         seconds = time.perf_counter() - started
-        with _LOCK:
-            _TOTAL[0] += seconds
+        rt = default()
+        with rt.lock:
+            rt.neuron_seconds += seconds
         if timer is not None:
             timer["seconds"] += seconds
             timer["calls"] += 1

@@ -36,22 +36,27 @@ def neff_key(neff) -> bytes:
 
 class NeffBytes:
     """NEFF bytes by key, each read from its framework's storage once per process and checked
-    against its key on that read."""
+    against its key on that read (kept as a memo of the process's runtime, runtime/context.py)."""
 
     def __init__(self):
-        self._by_key: dict = {}
         self._lock = threading.Lock()
+
+    @property
+    def _by_key(self) -> dict:
+        from ..runtime.context import default
+        return default().memo("neff.bytes")
 
     def get(self, key: bytes, read: Callable[[], object], mismatch: str):
         """The NEFF of `key`; the first call reads it with `read()` and raises NeffFormatError with
         `mismatch` when what it read is not that NEFF."""
         with self._lock:
-            neff = self._by_key.get(key)
+            by_key = self._by_key
+            neff = by_key.get(key)
             if neff is None:
                 neff = read()
                 if neff_key(neff) != key:
                     raise NeffFormatError(mismatch)
-                self._by_key[key] = neff
+                by_key[key] = neff
         return neff
 
     def clear(self) -> None:

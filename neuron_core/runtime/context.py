@@ -9,8 +9,9 @@ One `Runtime` serves the process (`default()`); the module functions that predat
 wants a second set of books, makes its own and installs it for a block with `use(Runtime.fresh())`.
 
 Two kinds of things hang off it. State: the device manager (read from the environment at first
-use), the published process state, profile sequence numbers and the plugins' latest compile plans
-— a fresh Runtime starts them empty. Memos: caches of facts that cannot change within a process
+use), the published process state, profile sequence numbers, the plugins' latest compile plans,
+the NEFFs their native ops loaded and the time spent running them — a fresh Runtime starts them
+empty. Memos: caches of facts that cannot change within a process
 (digests of the code, what this CPU computes), keyed by content and named by their owner through
 `memo(name)`; `Runtime.fresh()` shares the default's, so a test does not probe the machine again.
 """
@@ -46,6 +47,13 @@ class Runtime:
         self.profile_counts: dict[tuple[str, str], int] = {}
         #: plugin name -> the plan of its latest compile (e.g. mx_neuron.last_plan)
         self.last_plans: dict[str, object] = {}
+        #: the NEFFs the plugins' native ops loaded (bridge/runner.py): (NEFF key, precision,
+        #: core) -> Model; they hold memory on this runtime's devices
+        self.plugin_models: dict = {}
+        #: (NEFF key, precision, core) -> the lock held while that NEFF loads
+        self.plugin_loading: dict = {}
+        #: wall seconds all threads have spent in the plugins' NEFF runs (bridge.neuron_seconds)
+        self.neuron_seconds = 0.0
         #: memo name -> its cache; facts only, so runtimes may share them (see fresh)
         self.memos: dict[str, dict] = {} if memos is None else memos
 
@@ -76,6 +84,11 @@ class Runtime:
                 self._process = ProcessState(devices=lambda: self.devices)
                 atexit.register(self._process.remove)
             return self._process
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock that guards this runtime's state."""
+        return self._lock
 
     def memo(self, name: str) -> dict:
         """The memo named `name` (by its owner, e.g. "cache.builder_digest"), created empty."""
