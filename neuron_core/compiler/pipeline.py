@@ -20,7 +20,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from .. import __version__
-from ..errors import CompilerError, NeuronError
+from ..errors import CompilerError, CompilerOptionError, NeuronError
 from ..hw import INF1, NeuronCoreConfig
 from ..ir import Graph, format_graph, verify
 from ..ops import CAST
@@ -143,8 +143,7 @@ def run_passes(c: Compilation, passes=None, bar=None, dump_dir=None) -> Compilat
     passes = PIPELINE if passes is None else passes
     check = os.environ.get("NEURON_VERIFY") == "1"
     if dump_dir is not None:
-        dump_dir = Path(dump_dir)
-        dump_dir.mkdir(parents=True, exist_ok=True)
+        dump_dir = _dump_dir(dump_dir, passes)
         (dump_dir / "00-input.txt").write_text(c.dump() + "\n")
     done = []
     for k, step in enumerate(passes, 1):
@@ -167,6 +166,21 @@ def run_passes(c: Compilation, passes=None, bar=None, dump_dir=None) -> Compilat
         if bar is not None:
             bar.update(1)
     return c
+
+
+def _dump_dir(path, passes) -> Path:
+    """The --dump-passes directory, created if absent; one that holds anything but an earlier dump
+    of these passes is refused (the dump would overwrite or mix with the user's files)."""
+    path = Path(path)
+    ours = {"00-input.txt"} | {f"{k:02d}-{p.name}.txt" for k, p in enumerate(passes, 1)}
+    if path.exists() and (not path.is_dir() or any(f.name not in ours for f in path.iterdir())):
+        raise CompilerOptionError(f"--dump-passes {str(path)!r} is not an empty directory (nor an "
+                                  "earlier dump of these passes); name a new or empty directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CompilerOptionError(f"--dump-passes {str(path)!r}: cannot create it: {exc}") from None
+    return path
 
 
 def compile_graph(graph: Graph, options: CompilerOptions, *, framework: str = "ONNX",

@@ -100,6 +100,8 @@ def cmd_compile(args) -> int:
           f"(weights {mem['weights_bytes'] / 2**20:.1f} MiB, scratch peak "
           f"{mem['scratch_peak_bytes'] / 2**20:.1f} MiB)")
     print(f"NEFF written to {out} ({size / 2**20:.2f} MiB)")
+    if options.dump_passes:
+        print(f"IR after every compiler pass written to {options.dump_passes}")
     print(estimate_summary(compiled.program, meta, out))
     return 0
 

@@ -51,6 +51,17 @@ def test_compile_and_info(tmp_path, capsys):
     assert "Conv: 20" in info and "sha256" in info
 
 
+def test_compile_dump_passes(tmp_path, capsys):
+    src, dump = _save(tmp_path, small_cnn()), tmp_path / "passes"
+    assert main(["compile", src, "--framework", "ONNX", "--output", str(tmp_path / "c.neff"),
+                 "--dump-passes", str(dump)]) == 0
+    assert f"written to {dump}" in capsys.readouterr().out
+    files = sorted(p.name for p in dump.iterdir())
+    assert files[0] == "00-input.txt" and files[-1] == "09-plan_memory.txt" and len(files) == 10
+    assert "BatchNormalization" in (dump / "00-input.txt").read_text()
+    assert "BatchNormalization" not in (dump / "04-fold_batchnorm.txt").read_text()
+
+
 def test_io_config_fixes_dynamic_batch(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])

@@ -191,6 +191,13 @@ def test_dump_passes_writes_the_ir_after_every_pass(tmp_path):
     lowered = (tmp_path / "08-lower.txt").read_text()
     assert "TensorEngine MatMul" in lowered and "|> Add(acc, b" in lowered and "|> Relu(acc)" in lowered
     assert "@" in (tmp_path / "09-plan_memory.txt").read_text()  # offsets are assigned
+    again = from_onnx(_model(nodes, [_vi("x", [2, 4])], [_vi("y", [2, 4])], inits))
+    compile_graph(again, parse_compiler_args(["--dump-passes", str(tmp_path)]))  # a dump again
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(CompilerOptionError, match="not an empty directory"):
+        compile_graph(from_onnx(_model(nodes, [_vi("x", [2, 4])], [_vi("y", [2, 4])], inits)),
+                      parse_compiler_args(["--dump-passes", str(tmp_path)]))
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_compiler_and_partitioner_give_one_verdict():
