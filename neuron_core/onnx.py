@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -64,7 +65,8 @@ class CompiledModel:
         self.steps = []
         self.neffs: list[bytes] = []
         self.last_host_ms: float | None = None   # onnxruntime time of the last run
-        self._neuron_seconds = 0.0   # wall time of every run's NeuronCore steps, summed
+        self._host_seconds = 0.0   # onnxruntime time of every run, summed
+        self._lock = threading.Lock()
         run: list = []
 
         def flush():
@@ -115,9 +117,7 @@ class CompiledModel:
         parts: list = []
         for kind, engine, node in self.steps:
             if kind == "neuron":
-                started = time.perf_counter()
                 outs = engine.run([env[i] for i in node.input])
-                self._neuron_seconds += time.perf_counter() - started
                 env.update(zip(node.output, outs))
                 if profile_dir:
                     parts.append(build_trace(engine.program, engine.timeline(),
@@ -133,6 +133,8 @@ class CompiledModel:
                     parts.append(("host", ", ".join(n.name or n.op_type for n in node),
                                   "+".join(dict.fromkeys(n.op_type for n in node)), seconds))
         self.last_host_ms = 1e3 * host
+        with self._lock:
+            self._host_seconds += host
         if profile_dir:
             self._write_request_profile(profile_dir, parts)
         return [env[n] for n in self.output_names]
@@ -165,7 +167,7 @@ class CompiledModel:
             try:
                 with np.errstate(all="ignore"):
                     measured = measure_host_ms(lambda: self.run(zeros),
-                                               lambda: self._neuron_seconds)
+                                               host_seconds=lambda: self._host_seconds)
             except Exception as exc:  # only the estimate's host part is at stake
                 log.warning("could not time the onnxruntime part on zero inputs (%s: %s); the "
                             "estimate counts no host time until the model has run once",
@@ -222,14 +224,18 @@ def compile(model, io_config: dict | None = None, *, compiler_args=None,
         compiler_args: neuron-cc options, e.g. ["--fast-math", "fp32-cast-matmult"].
         precision: "hardware" (default) or "fp32" for the simulated NeuronCore.
         **options: PartitionOptions fields (minimum_segment_size, no_fuse_ops, force_fuse_ops,
-            subgraph_builder_function, single_fusion_ratio_threshold, fallback, cost_aware).
+            subgraph_builder_function, single_fusion_ratio_threshold, fallback, cost_aware, and
+            costs: a TransferCosts).
 
     Example:
         >>> compiled = compile("model.onnx", minimum_segment_size=3)   # doctest: +SKIP
     """
     from .bridge.plan import compile_subgraphs, partition_options
     proto = load_model(model)
+    costs = options.pop("costs", None)   # the cost-aware filter's constants, a TransferCosts
     popts = partition_options(options)
+    if costs is not None:
+        popts.costs = costs
     copts = parse_compiler_args(compiler_args)
     graph = from_onnx(proto, io_config)
     part = partition(graph, popts)

@@ -12,7 +12,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..compiler import compile_graph, parse_compiler_args
@@ -105,11 +105,16 @@ def partition_options(options: dict) -> PartitionOptions:
 
 def compile_subgraphs(part, compiler_options, framework: str, source: str = "subgraph") -> list:
     """Compile every subgraph of partition `part`: [(subgraph, its extracted graph, Compiled)],
-    in order; each NEFF's source is "`source` N"."""
+    in order; each NEFF's source is "`source` N". With --dump-passes DIR, subgraph N's passes go
+    to DIR/subgraph-N."""
     out = []
     for sub in part.subgraphs:
         sg = sub.extract()
-        out.append((sub, sg, compile_graph(sg, compiler_options, framework=framework,
+        options = compiler_options
+        if options.dump_passes:
+            options = replace(options, dump_passes=os.path.join(options.dump_passes,
+                                                                f"subgraph-{sub.index}"))
+        out.append((sub, sg, compile_graph(sg, options, framework=framework,
                                            source=f"{source} {sub.index}")))
     return out
 

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import importlib.util
 import os
 import pkgutil
 from dataclasses import dataclass
 
 from ..errors import NeuronError
+
+log = logging.getLogger("Neuron")
 
 #: what names a plugin package, and the file in it that holds its record
 SUFFIX = "_neuron"
@@ -91,7 +94,12 @@ def _record(name: str) -> Plugin | None:
         if os.path.isfile(path):
             record_spec = importlib.util.spec_from_file_location(f"_neuron_plugin_{name}", path)
             module = importlib.util.module_from_spec(record_spec)
-            record_spec.loader.exec_module(module)
+            try:
+                record_spec.loader.exec_module(module)
+            except Exception as exc:  # noqa: BLE001 - one broken package must not hide the rest
+                log.warning("%s has a plugin record that does not load (%s: %s); it is skipped",
+                            path, type(exc).__name__, exc)
+                return None
             record = getattr(module, "PLUGIN", None)
             return record if isinstance(record, Plugin) else None
     return None

@@ -1,6 +1,6 @@
-"""Run a NEFF from a plugin's native op: loaded once per process (keyed by `neff.neff_key`, the
-NEFF header's own sha256, so a 100 MB NEFF is never re-hashed per call), with the checks and dynamic batching the
-plugins share.
+"""Run a NEFF from a plugin's native op: loaded once per runtime (runtime/context.py; keyed by
+`neff.neff_key`, the NEFF header's own sha256, so a 100 MB NEFF is never re-hashed per call), with
+the checks and dynamic batching the plugins share.
 
 With `dynamic_batch=True`, dimension 0 of every input and output may differ from the compiled
 batch: the inputs are cut into compiled-size chunks (the last one padded), run one by one, and the
@@ -66,11 +66,10 @@ def bound_core() -> int | None:
     return getattr(_BINDING, "core", None)
 
 
-def _model(neff, precision: str | None, core: int | None):
+def _model(neff, precision: str | None, core: int | None, rt):
     from .. import runtime
     precision = precision or os.environ.get("NEURON_SIM_PRECISION", "hardware")
     key = (neff_key(neff), precision, core)
-    rt = default()
     loaded = rt.plugin_models
     with rt.lock:
         model = loaded.get(key)
@@ -105,12 +104,12 @@ def run_neff(neff, inputs: list, *, dynamic_batch: bool = False, name: str = "ne
     """Run `neff` (bytes-like) on numpy `inputs` in declared order; returns numpy outputs.
     `core` defaults to the thread's `on_core` binding, else the first core with room."""
     timer = getattr(_BINDING, "timer", None)
+    rt = default()   # one runtime for the whole call: its model, its clock
     started = time.perf_counter()
     try:
-        return _run(neff, inputs, dynamic_batch, name, precision, core)
+        return _run(neff, inputs, dynamic_batch, name, precision, core, rt)
     finally:
         seconds = time.perf_counter() - started
-        rt = default()
         with rt.lock:
             rt.neuron_seconds += seconds
         if timer is not None:
@@ -118,9 +117,9 @@ def run_neff(neff, inputs: list, *, dynamic_batch: bool = False, name: str = "ne
             timer["calls"] += 1
 
 
-def _run(neff, inputs: list, dynamic_batch: bool, name: str, precision, core) -> list:
+def _run(neff, inputs: list, dynamic_batch: bool, name: str, precision, core, rt) -> list:
     precision = precision or getattr(_BINDING, "precision", None)
-    model = _model(neff, precision, bound_core() if core is None else core)
+    model = _model(neff, precision, bound_core() if core is None else core, rt)
     expected = model.inputs
     if len(inputs) != len(expected):
         raise BadInputError(f"{name} takes {len(expected)} inputs "

@@ -67,6 +67,15 @@ class Program:
         return cls(buffers, instrs, list(data["inputs"]), list(data["outputs"]),
                    dict(data.get("memory", {})))
 
+    @classmethod
+    def from_neff(cls, neff, section: str = "NEFF program section") -> "Program":
+        """The program of a read NEFF; NeffFormatError naming `section` when it is malformed."""
+        from ..errors import NeffFormatError
+        try:
+            return cls.from_json(neff.program)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NeffFormatError(f"{section} is malformed: {exc}") from None
+
     def engine_counts(self) -> dict:
         counts: dict = {}
         for instr in self.instrs:

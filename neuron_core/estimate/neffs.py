@@ -17,7 +17,6 @@ import os
 from dataclasses import dataclass
 
 from ..compiler.program import Program
-from ..errors import NeffFormatError
 from ..neff import Neff, read_neff
 from .program import Estimate, InstanceEstimate, check_host_ms, compiled_batch, estimate_program
 
@@ -27,10 +26,7 @@ def read_program(neff, section: str = "NEFF program section") -> tuple:
     the program section in the error a malformed one raises."""
     if not isinstance(neff, Neff):   # a path, or bytes-like (a numpy array of a NEFF too)
         neff = read_neff(neff if isinstance(neff, (str, os.PathLike)) else bytes(neff))
-    try:
-        return Program.from_json(neff.program), neff.metadata
-    except (KeyError, TypeError, ValueError) as exc:
-        raise NeffFormatError(f"{section} is malformed: {exc}") from None
+    return Program.from_neff(neff, section), neff.metadata
 
 
 @dataclass

@@ -203,7 +203,7 @@ def _convert_node(g: Graph, env: dict, n, opset: int, known_types: dict, fold: b
         node = g.add_node(op_type, inputs, attrs, name=name, outputs=list(n.output), native=n)
         for out in node.outputs:
             out.type = known_types.get(out.name)
-        return _bind(env, n, node.outputs)
+        return _bind(env, n, [g.values[o] for o in n.output if o in g.values])
     try:
         add_folded(g, op_type, inputs, attrs, fold=fold, name=name, outputs=list(n.output),
                    native=n)

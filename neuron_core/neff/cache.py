@@ -40,6 +40,7 @@ class NeffBytes:
 
     def __init__(self):
         self._lock = threading.Lock()
+        self._reading: dict = {}   # key -> the lock held while that key's NEFF is read
 
     @property
     def _by_key(self) -> dict:
@@ -48,9 +49,14 @@ class NeffBytes:
 
     def get(self, key: bytes, read: Callable[[], object], mismatch: str):
         """The NEFF of `key`; the first call reads it with `read()` and raises NeffFormatError with
-        `mismatch` when what it read is not that NEFF."""
+        `mismatch` when what it read is not that NEFF. Reads of other keys go on meanwhile."""
+        by_key = self._by_key
+        neff = by_key.get(key)
+        if neff is not None:
+            return neff
         with self._lock:
-            by_key = self._by_key
+            reading = self._reading.setdefault(key, threading.Lock())
+        with reading:
             neff = by_key.get(key)
             if neff is None:
                 neff = read()

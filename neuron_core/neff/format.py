@@ -388,6 +388,3 @@ def _parse(buf, where: str, path: str | None, verify: bool, defer_weights: bool 
         weights[name] = arr
     return Neff(version, compiler_version, metadata, program, weights, path, len(buf), table,
                 deferred)
-
-
-# ----------------------------------------------------------------------------------------- summary

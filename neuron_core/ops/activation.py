@@ -5,7 +5,6 @@ import math
 from typing import ClassVar
 
 import numpy as np
-from scipy import special
 
 from ._elementwise import Binary, Unary, via_bf16_table
 from .registry import FLOATS, INDEX, SCALAR_ENGINE, VECTOR_ENGINE, register_op
@@ -126,7 +125,9 @@ class Tanh(_Ufunc):
 
 
 def _erf(x: np.ndarray) -> np.ndarray:
-    """erf(x) in the input's float type (scipy's float32 loop for float32, by table on BF16)."""
+    """erf(x) in the input's float type (scipy's float32 loop for float32, by table on BF16).
+    scipy is imported here, on first use: loading a model needs the ops' facts, not erf."""
+    from scipy import special
     return via_bf16_table(special.erf, x)
 
 

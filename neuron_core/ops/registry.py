@@ -3,16 +3,22 @@
 An op class gives, for nodes of its type:
   * `defaults`: attribute defaults (ONNX, latest opset); `attrs(node)` merges them in;
   * `infer(node, types)`: output TensorTypes from the input types (None for an absent optional input);
-  * `check(node)`: the support verdict for the NeuronCore, with a reason;
+  * `check(node)`: the op's part of the support verdict (partition/verdicts.py asks it last);
   * `reference(*inputs, **attrs)`: float32 reference semantics on numpy arrays;
   * `engine`: where the lowering puts it (see ENGINES); `lower(ctx, node)` emits its instructions;
-  * `cost(node)`: FLOPs and bytes moved, plus the matmul shape for TensorEngine ops.
+  * `cost(node)`: FLOPs and bytes moved, plus the matmul shape for TensorEngine ops;
+  * the facts each stage reads, declared on the class (see "what the compiler and the runtime
+    read" in Op): fusion (`epilogue`), casting (`precision`, `matmul_inputs`), the timing model
+    (`timing`, `shares_stationary`), the instruction kernels (`fast_kernels`, `vector_code`,
+    `session_epilogue`, `fused_activation`, `gemm_bias`, `layout_free`), the whole-program
+    kernels (`graph_kernel`, `graph`), and `exact`, `writes_out`, `pass_through`.
 """
 from __future__ import annotations
 
 import importlib
 import math
 import pkgutil
+import threading
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -240,9 +246,19 @@ class _Cast(Op):
 _CAST_OP = _Cast()
 
 
-def instruction_op(op: str) -> Op:
-    """The op an instruction of a program runs: a registered op, or the cast instruction."""
-    return _CAST_OP if op == CAST else get_op(op)
+#: the facts of an op no registry entry knows (a NEFF's instruction from a newer compiler): the
+#: defaults every Op declares
+UNKNOWN = Op()
+
+
+def instruction_op(op: str, default: Op | None = None) -> Op:
+    """The op an instruction of a program runs: a registered op, or the cast instruction; an op
+    type the registry does not know gives `default` when one is given, else UnsupportedOpError."""
+    if op == CAST:
+        return _CAST_OP
+    if default is not None and not has_op(op):
+        return default
+    return get_op(op)
 
 
 def _numel(value) -> int:
@@ -261,6 +277,7 @@ def io_bytes(node: Node) -> int:
 # -- the registry ------------------------------------------------------------------------------------
 _REGISTRY: dict[str, Op] = {}
 _LOADED = False
+_LOADING = threading.RLock()   # an op module's import may ask the registry again
 
 
 def register_op(name: str, *aliases: str):
@@ -277,14 +294,19 @@ def register_op(name: str, *aliases: str):
 
 
 def _load_all() -> None:
+    """Import every op module of the package once; a thread that asks while another imports waits
+    for the whole registry (so no lookup ever sees half of it)."""
     global _LOADED
     if _LOADED:
         return
-    _LOADED = True
-    from . import __path__ as pkg_path
-    for info in sorted(pkgutil.iter_modules(pkg_path), key=lambda m: m.name):
-        if info.name not in ("registry",):
-            importlib.import_module(f"{__package__}.{info.name}")
+    with _LOADING:
+        if _LOADED:
+            return
+        from . import __path__ as pkg_path
+        for info in sorted(pkgutil.iter_modules(pkg_path), key=lambda m: m.name):
+            if info.name not in ("registry",):
+                importlib.import_module(f"{__package__}.{info.name}")
+        _LOADED = True
 
 
 def get_op(op_type: str) -> Op:

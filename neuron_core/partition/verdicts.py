@@ -10,9 +10,6 @@ from ..ops.registry import Verdict, is_control_flow
 from .options import PartitionOptions
 
 
-_DEFAULT = PartitionOptions()
-
-
 def _named(node, names: tuple) -> bool:
     return node.op_type in names or node.name in names
 
@@ -23,14 +20,14 @@ def _dynamic_non_batch(node) -> str | None:
             continue
         if any(isinstance(d, str) for d in v.type.shape[1:]):
             return (f"%{v.name} has a dynamic non-batch dimension {v.type}; only the batch "
-                    "dimension (0) may vary")
+                    "dimension (0) may vary: fix the others with --io-config or example inputs")
     return None
 
 
 def node_verdict(node, options: PartitionOptions | None = None) -> Verdict:
     """Why `node` may or may not run on the NeuronCore, user controls included: the one support
     verdict, which the partitioner and the compiler (with default options) both ask."""
-    options = options or _DEFAULT
+    options = options or PartitionOptions()
     if _named(node, options.no_fuse_ops):
         return Verdict.no("user-denied", f"{node.op_type} %{node.name} is listed in no_fuse_ops")
     if options.subgraph_builder_function is not None:
@@ -38,7 +35,8 @@ def node_verdict(node, options: PartitionOptions | None = None) -> Verdict:
             return Verdict.no("user-denied", f"subgraph_builder_function returned False for "
                               f"%{node.name}")
     if is_control_flow(node.op_type):
-        return Verdict.no("control-flow", f"{node.op_type} is control flow; it runs on the host")
+        return Verdict.no("control-flow", f"{node.op_type} is control flow, which the NeuronCore "
+                          "does not run (host fallback runs it on the host)")
     if any(v is not None and v.type is None for v in list(node.inputs) + list(node.outputs)):
         return Verdict.no("non-tensor", f"%{node.name} reads or produces a value that is not a "
                           "tensor of known type")

@@ -49,8 +49,8 @@ def _builder_digest() -> bytes:
     if not memo:
         digest = hashlib.sha256()
         package = Path(__file__).resolve().parent.parent
-        for path in sorted([*package.glob("ops/*.py"), *package.glob("runtime/*.py")]):
-            digest.update(path.name.encode() + path.read_bytes())
+        for path in sorted([*package.rglob("ops/**/*.py"), *package.rglob("runtime/**/*.py")]):
+            digest.update(path.relative_to(package).as_posix().encode() + path.read_bytes())
         memo["digest"] = digest.digest()
     return memo["digest"]
 

@@ -232,7 +232,7 @@ class Executor:
 
     def _plan(self, kernels_: str):
         """Per instruction, its fast kernel (or None) and the blocked buffers it reads back in NCHW;
-        and the set of buffers held in the blocked layout (see kernels.py): the results of blocked
+        and the set of buffers held in the blocked layout (see kernels/blocked.py): the results of blocked
         convolutions (those something may read blocked) and pools, and of elementwise instructions
         over blocked operands."""
         buffers, instrs = self.program.buffers, self.program.instrs

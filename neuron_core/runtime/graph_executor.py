@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import NeuronError
+from ..ops import op_names
 from . import kernels
 from .executor import PRECISIONS, Executor, Step, _kernel
 
@@ -37,9 +38,12 @@ class GraphExecutor:
         self.from_cache = segments is not None
         if segments is not None:
             # the weights come from the cache; the NEFF's are still checked against their hash
-            # (a corrupted file is an error on every machine), on a second thread meanwhile
+            # (a corrupted file is an error on every machine), on a second thread meanwhile,
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 check = pool.submit(lambda: neff.weights)
+                # and the ops' facts the timing model reads at the first run: their modules
+                # load while onnxruntime builds the sessions
+                pool.submit(op_names)
                 try:
                     self._runs = [self._prepare(s) for s in segments]
                 except NeuronError:  # an entry onnxruntime no longer takes: built anew

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import dtypes
 from ..compiler.program import Program
-from ..errors import BadInputError, NeffFormatError, NeuronError
+from ..errors import BadInputError, NeuronError
 from .device import get_device_manager
 from .executor import PRECISIONS, Executor
 from .graph_executor import GraphExecutor
@@ -37,10 +37,7 @@ class Model:
         self.metadata = neff.metadata
         self.precision = precision
         self.kernels = kernels_
-        try:
-            self.program = Program.from_json(neff.program)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise NeffFormatError(f"NEFF program section is malformed: {exc}") from None
+        self.program = Program.from_neff(neff)
         self.inputs = [(d["name"], tuple(d["shape"]), d["dtype"]) for d in self.metadata["inputs"]]
         self.outputs = [(d["name"], tuple(d["shape"]), d["dtype"]) for d in self.metadata["outputs"]]
         self.name = str(self.metadata.get("source") or (neff.path and os.path.basename(neff.path))

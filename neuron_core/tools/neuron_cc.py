@@ -35,7 +35,9 @@ def _framework(value: str) -> str:
     upper = value.upper()
     known = frameworks()
     if upper not in known:
-        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(known)}")
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not one of {', '.join(known)} (the frameworks whose plugin is "
+            "installed: install one with pip install -e '.[torch]', '.[tf]' or '.[mx]')")
     return upper
 
 

@@ -204,3 +204,16 @@ def test_old_opset_attributes_are_upgraded(tmp_path):
     with runtime.load(out, precision="fp32") as m:
         got, = m.run({"x": feed})
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_broken_plugin_record_is_skipped_with_a_warning(tmp_path, monkeypatch, caplog):
+    from neuron_core.bridge import plugin
+    package = tmp_path / "broken_neuron"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text("raise RuntimeError('half-installed')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with caplog.at_level("WARNING", logger="Neuron"):
+        found = plugin.plugins()
+    assert {"PYTORCH", "TENSORFLOW", "MXNET"} <= set(found)
+    assert "broken_neuron" in caplog.text and "half-installed" in caplog.text

@@ -124,3 +124,38 @@ def test_bad_inputs_and_options():
         compiled.run({"image": X})
     with pytest.raises(NeuronError, match="valid options are"):
         nonnx.compile(resnet(18, image=32, width=8), min_segment=3)
+
+
+def test_a_host_op_with_an_empty_leading_output_feeds_the_right_value():
+    """A GRU (host op) whose Y output is unused ("") and whose Y_h feeds a Relu: the Relu reads
+    Y_h, and the whole model matches onnxruntime."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(1)
+    w = numpy_helper.from_array(rng.standard_normal((1, 12, 3)).astype(np.float32), "w")
+    r = numpy_helper.from_array(rng.standard_normal((1, 12, 4)).astype(np.float32), "r")
+    nodes = [helper.make_node("GRU", ["x", "w", "r"], ["", "yh"], hidden_size=4, name="gru"),
+             helper.make_node("Relu", ["yh"], ["a"], name="relu"),
+             helper.make_node("Neg", ["a"], ["y"], name="neg")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                         [5, 1, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4])],
+                              [w, r])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.standard_normal((5, 1, 3)).astype(np.float32)
+    compiled = nonnx.compile(model, minimum_segment_size=1, precision="fp32")
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(compiled.run({"x": x})[0], want, rtol=1e-6, atol=1e-6)
+
+
+def test_dump_passes_writes_one_folder_per_subgraph_and_costs_are_an_option(tmp_path):
+    from neuron_core.partition import TransferCosts
+    compiled = nonnx.compile(_with_unsupported("middle"), minimum_segment_size=1,
+                             compiler_args=["--dump-passes", str(tmp_path)],
+                             costs=TransferCosts(pcie_bytes_per_s=1e15, transfer_latency_s=0.0,
+                                                 launch_s=0.0))  # free transfers keep both
+    folders = sorted(p.name for p in tmp_path.iterdir())
+    assert folders == [f"subgraph-{k}" for k in range(len(compiled.neffs))] and len(folders) == 2
+    assert all((tmp_path / f / "09-plan_memory.txt").exists() for f in folders)
+    with pytest.raises(NeuronError, match="valid options are"):
+        nonnx.compile(_with_unsupported("middle"), cost=TransferCosts())

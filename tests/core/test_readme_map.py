@@ -48,3 +48,19 @@ def test_the_runtime_modules_the_map_names_exist():
     row = next(line for line in layout.splitlines() if line.startswith("| `neuron_core/runtime`"))
     for name in re.findall(r"`([a-z_]+(?:\.py|/))`", row):
         assert (ROOT / "neuron_core" / "runtime" / name).exists(), name
+
+
+def test_every_module_of_the_main_stages_is_named():
+    """The compiler, runtime, NEFF and estimate rows name each of their modules, and the map names
+    every top-level module of the package."""
+    named = _named_paths(_layout())
+    layout = _layout()
+    missing = [f"neuron_core/{p.name}" for p in (ROOT / "neuron_core").glob("*.py")
+               if p.name != "__init__.py" and f"neuron_core/{p.name}" not in named]
+    for stage in ("compiler", "runtime", "neff", "estimate"):
+        row = next(line for line in layout.splitlines()
+                   if line.startswith(f"| `neuron_core/{stage}`"))
+        missing += [f"neuron_core/{stage}/{p.name}" for p in (ROOT / "neuron_core" / stage).iterdir()
+                    if p.name not in ("__init__.py", "__pycache__") and (p.suffix == ".py" or p.is_dir())
+                    and f"`{p.name}{'/' if p.is_dir() else ''}`" not in row]
+    assert not missing, f"README's Layout does not name: {missing}"

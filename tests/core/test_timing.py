@@ -236,3 +236,12 @@ def test_pipeline_runs_a_larger_batch_one_slowest_stage_apart():
     launch_ms = INF1.launch_overhead_s * 1e3
     assert three.device_ms == pytest.approx(one.device_ms + 2 * (period_ms + launch_ms), rel=1e-6)
     assert three.throughput_per_s == pytest.approx(one.throughput_per_s, rel=1e-6)
+
+
+def test_an_op_this_version_does_not_know_still_times():
+    """A NEFF's instruction whose op the registry does not know (written by a newer compiler)
+    times with the default facts instead of failing the estimate."""
+    program = _matmul(16, 32, 8).program
+    known = simulate(program).device_s
+    program.instrs[0].op = "FutureMatMul"
+    assert simulate(program).device_s == pytest.approx(known, rel=0.5)
