@@ -6,7 +6,6 @@ import numpy as np
 from ..errors import UnsupportedOpError
 from ..ir import Graph
 from ..ops import get_op, has_op, infer_node
-from ..partition.verdicts import cannot_run, node_verdict
 from .fold import fold_node
 
 
@@ -89,7 +88,9 @@ def fold_batchnorm(graph: Graph) -> Graph:
 
 def check_support(graph: Graph) -> Graph:
     """Fail, listing every node that cannot run on the NeuronCore, when there is any (the
-    partitioner's verdict: partition/verdicts.py)."""
+    partitioner's verdict: partition/verdicts.py, imported here so that loading a NEFF, which
+    imports the compiler's program, does not import the partitioner)."""
+    from ..partition.verdicts import cannot_run, node_verdict
     bad = [(n, v) for n in graph.nodes for v in [node_verdict(n)] if not v.supported]
     if bad:
         raise UnsupportedOpError(cannot_run(
