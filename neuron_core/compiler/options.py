@@ -7,11 +7,14 @@ same cast choice without the prefix. Model inputs and outputs are never cast.
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 from dataclasses import dataclass, field
 
 from ..dtypes import BF16, FP16, FP32
 from ..errors import CompilerOptionError
+
+log = logging.getLogger("Neuron")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,16 @@ CAST_CHOICES = {
 RELAYOUT_CHOICES = ("fast-relayout", "no-fast-relayout")
 FAST_MATH_VALUES = ("all", "none", *CAST_CHOICES, *RELAYOUT_CHOICES)
 VERBOSE_LEVELS = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
+#: neuron-cc flags of the Inf1 tools that scripts pass and that change nothing a simulated
+#: NeuronCore computes or times: accepted, recorded in the NEFF's options, and said so
+COMPAT_FLAGS = {
+    "--enable-fast-loading-neuron-binaries": "accepted for compatibility: NEFF loading on the "
+                                             "device; nothing changes in the simulator",
+    "--enable-fast-context-switch": "accepted for compatibility: model switching on the device; "
+                                    "nothing changes in the simulator",
+    "--enable-saturate-infinity": "accepted for compatibility: the device's saturation of "
+                                  "+/-inf in some ops is not simulated (a warning says so)",
+}
 
 
 @dataclass(frozen=True)
@@ -50,11 +63,16 @@ class CompilerOptions:
     policy: CastPolicy = field(default_factory=CastPolicy)
     #: a directory to write the IR to after every compiler pass (not part of what is produced)
     dump_passes: str | None = None
+    #: the COMPAT_FLAGS given (without their dashes), e.g. ("enable-saturate-infinity",)
+    compat: tuple = ()
 
     def to_json(self) -> dict:
-        return {"fast_math": list(self.fast_math), "neuroncore_pipeline_cores": self.pipeline_cores,
-                "policy": {"matmul": self.policy.matmul, "other": self.policy.other,
-                           "transpose": self.policy.transpose}}
+        out = {"fast_math": list(self.fast_math), "neuroncore_pipeline_cores": self.pipeline_cores,
+               "policy": {"matmul": self.policy.matmul, "other": self.policy.other,
+                          "transpose": self.policy.transpose}}
+        if self.compat:
+            out["accepted_flags"] = list(self.compat)
+        return out
 
 
 def resolve_policy(fast_math) -> CastPolicy:
@@ -89,6 +107,8 @@ def add_compiler_arguments(parser: argparse.ArgumentParser) -> None:
                         help="log level of the compiler")
     parser.add_argument("--dump-passes", metavar="DIR", default=None,
                         help="write the IR after every compiler pass to DIR/NN-pass.txt")
+    for flag, what in COMPAT_FLAGS.items():
+        parser.add_argument(flag, action="store_true", help=what)
 
 
 def options_from_namespace(ns: argparse.Namespace) -> CompilerOptions:
@@ -98,8 +118,12 @@ def options_from_namespace(ns: argparse.Namespace) -> CompilerOptions:
     if ns.neuroncore_pipeline_cores < 1:
         raise CompilerOptionError("--neuroncore-pipeline-cores must be >= 1, got "
                                   f"{ns.neuroncore_pipeline_cores}")
+    compat = tuple(f[2:] for f in COMPAT_FLAGS if getattr(ns, f[2:].replace("-", "_"), False))
+    if "enable-saturate-infinity" in compat:
+        log.warning("--enable-saturate-infinity: the simulated NeuronCore does not saturate "
+                    "+/-inf; values are computed as without the flag")
     return CompilerOptions(fast_math, ns.neuroncore_pipeline_cores, ns.verbose,
-                           resolve_policy(fast_math), getattr(ns, "dump_passes", None))
+                           resolve_policy(fast_math), getattr(ns, "dump_passes", None), compat)
 
 
 class _Parser(argparse.ArgumentParser):

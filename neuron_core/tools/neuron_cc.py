@@ -169,12 +169,15 @@ def _milliseconds(value: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..compiler.options import add_compiler_arguments
+    from ..compiler.options import VERBOSE_LEVELS, add_compiler_arguments
     parser = argparse.ArgumentParser(prog="neuron-cc", description="Compile models for a simulated "
                                      "Inferentia NeuronCore and inspect NEFF files.")
     parser.add_argument("-V", "--version", action="version",
                         version=f"neuron-cc {__version__} (neuron-sim, NEFF format "
                                 f"{'.'.join(map(str, _neff_version()))})")
+    parser.add_argument("--verbose", dest="top_verbose", type=str.upper, default=None,
+                        choices=VERBOSE_LEVELS, help="log level, as in `neuron-cc --verbose INFO "
+                        "compile ...` (the same as the command's own --verbose)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     known = "|".join(frameworks())
     p = sub.add_parser("compile", help="compile a model into a NEFF")
@@ -218,6 +221,8 @@ def _neff_version():
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.top_verbose and getattr(args, "verbose", "WARN") == "WARN":
+        args.verbose = args.top_verbose   # given before the command
     level = getattr(args, "verbose", "WARN")
     logging.basicConfig(level=logging.WARNING if level == "WARN" else getattr(logging, level),
                         format="%(levelname)s %(name)s: %(message)s")

@@ -2,6 +2,7 @@
 
     neuron-ls            # one table of devices, one of NeuronCores
     neuron-ls --json
+    neuron-ls -j         # the Neuron tools' JSON shape: [{"neuron_device": 0, "nc_count": 4, ...}]
 
 The machine has $NEURON_SIM_NUM_CHIPS chips (default 1) of 4 NeuronCores with 2 GiB of device
 memory each; processes publish what they hold through $NEURON_SIM_STATE_DIR (neuron_core.runtime.state).
@@ -58,6 +59,19 @@ def inventory(states: list) -> dict:
     return {"devices": devices, "neuroncores": cores, "processes": processes}
 
 
+def device_list(inv: dict) -> list:
+    """The inventory as neuron-ls -j lists it: one entry per device, its NeuronCore count
+    (`nc_count`, what Ray's resource detection reads), memory in bytes and the processes on it."""
+    from .. import __version__
+    procs = {p["pid"]: p for p in inv["processes"]}
+    return [{"neuron_device": d["device"], "bdf": f"sim:{d['device']:02x}", "connected_to": None,
+             "nc_count": d["cores"], "memory_size": d["memory_total"],
+             "neuron_processes": [{"pid": pid, "command": procs[pid]["command"],
+                                   "neuron_runtime_version": f"neuron-sim {__version__}"}
+                                  for pid in d["processes"]]}
+            for d in inv["devices"]]
+
+
 def _table(header: list, rows: list) -> list:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
@@ -87,12 +101,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="neuron-ls", description="List the simulated Neuron "
                                      "devices, their NeuronCores and memory, and the processes "
                                      "holding them.")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print JSON: devices, NeuronCores and processes")
+    parser.add_argument("-j", "--json-output", action="store_true",
+                        help="print JSON in the shape of the Neuron tools' neuron-ls -j: a list "
+                        "with one entry per device (neuron_device, nc_count, memory_size, "
+                        "neuron_processes)")
     args = parser.parse_args(argv)
     from ..runtime.state import read_states
     try:
         inv = inventory(read_states())
-        print(json.dumps(inv, indent=2) if args.json else format_inventory(inv))
+        if args.json_output:
+            print(json.dumps(device_list(inv), indent=4))
+        else:
+            print(json.dumps(inv, indent=2) if args.json else format_inventory(inv))
     except NeuronError as exc:
         print(f"neuron-ls: error: {exc}", file=sys.stderr)
         return 1

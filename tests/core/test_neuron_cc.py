@@ -217,3 +217,22 @@ def test_a_broken_plugin_record_is_skipped_with_a_warning(tmp_path, monkeypatch,
         found = plugin.plugins()
     assert {"PYTORCH", "TENSORFLOW", "MXNET"} <= set(found)
     assert "broken_neuron" in caplog.text and "half-installed" in caplog.text
+
+
+def test_verbose_before_the_command_and_the_inf1_compatibility_flags(tmp_path):
+    """`neuron-cc --verbose INFO compile ...` (the option first) and the Inf1 flags that change
+    nothing in the simulator are accepted; the NEFF records them, and the one that would change
+    numbers on the device says it is not simulated."""
+    from neuron_core.neff import read_neff
+    src, neff = _save(tmp_path, small_cnn()), tmp_path / "c.neff"
+    out = subprocess.run([sys.executable, "-m", "neuron_core.tools.neuron_cc", "--verbose", "INFO",
+                          "compile", src, "--framework", "ONNX", "--output", str(neff),
+                          "--enable-fast-loading-neuron-binaries", "--enable-fast-context-switch",
+                          "--enable-saturate-infinity"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "INFO Neuron: compiled" in out.stderr  # the level given before the command took effect
+    assert "does not saturate" in out.stderr
+    options = read_neff(str(neff)).metadata["options"]
+    assert options["accepted_flags"] == ["enable-fast-loading-neuron-binaries",
+                                         "enable-fast-context-switch",
+                                         "enable-saturate-infinity"]

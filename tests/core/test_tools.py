@@ -82,6 +82,11 @@ def test_neuron_ls_shows_the_other_process(holder, env):
     assert proc["cores"] == [0] and proc["models"] == ["cnn.neff"]
     core0 = inv["neuroncores"][0]
     assert core0["processes"] == [holder.pid] and 0 < core0["memory_used"] < core0["memory_total"]
+    for flag in ("-j", "--json-output"):  # the Neuron tools' shape, as scripts and Ray read it
+        devices = json.loads(_tool("neuron_ls", flag, env=env))
+        assert [d["nc_count"] for d in devices] == [4] and devices[0]["neuron_device"] == 0
+        assert devices[0]["memory_size"] == inv["devices"][0]["memory_total"]
+        assert holder.pid in [p["pid"] for p in devices[0]["neuron_processes"]]
 
 
 def test_neuron_monitor_reports_one_json_line(holder, env):
