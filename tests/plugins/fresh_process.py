@@ -12,12 +12,13 @@ TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
 
 
 def run_python(script: str, cwd, precision: str | None = "fp32",
-               timeout: float = 180) -> subprocess.CompletedProcess:
+               timeout: float = 180, **extra_env: str) -> subprocess.CompletedProcess:
     """Run `script` (dedented) with `python -c` in `cwd`; `precision` sets NEURON_SIM_PRECISION
-    (None: the default, hardware precision)."""
+    (None: the default, hardware precision); `extra_env` adds environment variables."""
     env = {k: v for k, v in os.environ.items() if k != "NEURON_SIM_PRECISION"}
     if precision:
         env["NEURON_SIM_PRECISION"] = precision
+    env.update(extra_env)
     return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

@@ -28,7 +28,21 @@ def saved(tmp_path_factory):
     return tmp, ref
 
 
-def test_saveload_fresh_process_after_failed_mxnet_import(saved):
+#: the saved checkpoint loaded, bound on a NeuronCore and run on x.npy, the output saved
+FORWARD = """
+        sym, args, aux = mx.model.load_checkpoint("model", 0)
+        mod = mx.mod.Module(sym, data_names=["data"], label_names=None, context=mx.neuron())
+        mod.bind(data_shapes=[("data", (2, 3, 16, 16))], for_training=False)
+        mod.set_params(args, aux)
+        mod.forward(mx.io.DataBatch([mx.nd.array(np.load("x.npy"))]), is_train=False)
+        np.save("{out}", mod.get_outputs()[0].asnumpy())
+"""
+
+
+@pytest.mark.parametrize("hooks", ["off", "on"])
+def test_saveload_fresh_process_after_failed_mxnet_import(saved, hooks):
+    """Without the import hooks (neuron_sim_hooks.py) a plain `import mxnet` fails half-way on
+    numpy 1.26 and `import mx_neuron` completes it; with them (the default) it works at once."""
     tmp, ref = saved
     proc = _run("""
         import numpy as np
@@ -39,19 +53,14 @@ def test_saveload_fresh_process_after_failed_mxnet_import(saved):
             print("plain import failed")
         import mx_neuron   # restores the alias and completes the import
         import mxnet as mx
-        sym, args, aux = mx.model.load_checkpoint("model", 0)
-        mod = mx.mod.Module(sym, data_names=["data"], label_names=None, context=mx.neuron())
-        mod.bind(data_shapes=[("data", (2, 3, 16, 16))], for_training=False)
-        mod.set_params(args, aux)
-        mod.forward(mx.io.DataBatch([mx.nd.array(np.load("x.npy"))]), is_train=False)
-        np.save("out.npy", mod.get_outputs()[0].asnumpy())
+    """ + FORWARD.format(out="out.npy") + """
         nodes = __import__("json").load(open("model-symbol.json"))["nodes"]
         print("ops", sorted({n["op"] for n in nodes}))
         row = mx_neuron.estimate(sym, args).instances["inf1.xlarge"]
         print("estimate host", row.host_ms, "device", row.device_ms)
-    """, tmp)
+    """, tmp, NEURON_SIM_NO_IMPORT_HOOKS="1" if hooks == "off" else "0")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "plain import failed" in proc.stdout
+    assert f"plain import {'failed' if hooks == 'off' else 'worked'}" in proc.stdout
     assert "ops ['Custom', 'null', 'sin']" in proc.stdout
     host, device = map(float, proc.stdout.split("estimate host ")[1].split(" device "))
     assert host > 0 and device > 0
@@ -61,6 +70,7 @@ def test_saveload_fresh_process_after_failed_mxnet_import(saved):
 
 
 def test_saveload_without_plugin_import_names_the_op(saved):
+    """With the import hooks off, MXNet alone cannot load a compiled symbol and names the op."""
     tmp, _ = saved
     proc = _run("""
         import numpy as np
@@ -70,6 +80,18 @@ def test_saveload_without_plugin_import_names_the_op(saved):
             mx.sym.load("model-symbol.json")
         except mx.base.MXNetError as exc:
             print("ERROR:", str(exc).strip().splitlines()[-1])
-    """, tmp)
+    """, tmp, NEURON_SIM_NO_IMPORT_HOOKS="1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Cannot find custom operator _neuron_subgraph_op" in proc.stdout
+
+
+def test_saveload_with_only_import_mxnet(saved):
+    """A user's script that imports only mxnet (as the Inf1 tutorials' inference scripts do)
+    loads and runs the compiled symbol: the hooks import mx_neuron with it."""
+    tmp, ref = saved
+    proc = _run("""
+        import mxnet as mx
+        import numpy as np
+    """ + FORWARD.format(out="out2.npy"), tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert rel_err(np.load(tmp / "out2.npy"), ref) < FP32_TOL
