@@ -36,8 +36,8 @@ def _framework(value: str) -> str:
     known = frameworks()
     if upper not in known:
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not one of {', '.join(known)} (the frameworks whose plugin is "
-            "installed: install one with pip install -e '.[torch]', '.[tf]' or '.[mx]')")
+            f"{value!r} is not one of {', '.join(known)}: ONNX, and the framework of each "
+            "installed plugin (a package named *_neuron with a plugin.py record)")
     return upper
 
 
