@@ -44,15 +44,19 @@ def decode_attrs(value):
     return value
 
 
-def _input_storage(instr, buffers: list, rounding: dict) -> set:
-    """The storage dtypes (None: not rounded) of the float inputs of `instr`; {"float32"} stands in
-    for any float input whose declared dtype is not float32 (its container may not be float32)."""
-    found = set()
-    for i in instr.inputs:
-        if i is None or not dtypes.is_float(buffers[i].dtype):
-            continue
-        found.add(rounding.get(i) if buffers[i].dtype == dtypes.FP32 else dtypes.FP32)
-    return found
+def output_rounding(instr, buffers: list, rounding: dict) -> list:
+    """The dtype each output of `instr` is rounded to (None: not rounded). An op marked `exact`
+    with no epilogue outputs input values only: already exact in its float inputs' common storage
+    dtype, it skips that rounding (rounding is idempotent). A float input whose declared dtype is
+    not float32 counts as float32 storage (its container may not be float32)."""
+    rounds = [rounding.get(o) for o in instr.outputs]
+    if instr.post or not any(rounds) or not instruction_op(instr.op).exact:
+        return rounds
+    storage = {rounding.get(i) if buffers[i].dtype == dtypes.FP32 else dtypes.FP32
+               for i in instr.inputs if i is not None and dtypes.is_float(buffers[i].dtype)}
+    if len(storage) == 1:
+        rounds = [None if to in storage else to for to in rounds]
+    return rounds
 
 
 def _kernel(instr, rounding: dict, buffers: list, fast=None, vector: bool = False):
@@ -94,13 +98,7 @@ class _Compute:
         self.post = [(instruction_op(p["op"]),
                       {**instruction_op(p["op"]).defaults, **decode_attrs(p["attrs"])},
                       p["inputs"]) for p in instr.post]
-        rounds = [rounding.get(o) for o in instr.outputs]
-        if op.exact and not self.post and rounds != [None] * len(rounds):
-            # the outputs hold input values only: already exact in the inputs' common storage
-            storage = _input_storage(instr, buffers, rounding)
-            if len(storage) == 1:
-                rounds = [None if to in storage else to for to in rounds]
-        self.rounds = rounds
+        self.rounds = rounds = output_rounding(instr, buffers, rounding)
         self.fused = kernels.vector_kernel(instr, rounds) if vector else None
 
     def __call__(self, args, env, donor):

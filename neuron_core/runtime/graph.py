@@ -299,16 +299,12 @@ class Lowering:
             else:
                 b.names[out] = _rounded(b, b.plain(source), to)
             return
-        rounds = [self.rounding.get(o) for o in instr.outputs]
+        from .executor import output_rounding
+        rounds = output_rounding(instr, self.program.buffers, self.rounding)
         op = get_op(instr.op)
-        if op.exact and not instr.post and any(rounds):
-            from .executor import _input_storage
-            storage = _input_storage(instr, self.program.buffers, self.rounding)
-            if len(storage) == 1:
-                rounds = [None if to in storage else to for to in rounds]
         if self._blocked_conv(b, instr, rounds) or self._blocked_pool(b, instr, rounds):
             return
-        if self._layout_free(b, instr):
+        if kernels.layout_free(instr, self.program.buffers, b.blocked):
             read = b.blocked.__getitem__
             result, = op.graph(b, [read(i) for i in instr.inputs], _attrs(instr.attrs), 1)
             b.blocked[instr.outputs[0]] = _rounded(b, _epilogue(b, instr, result, instr.post,
@@ -319,14 +315,6 @@ class Lowering:
         results[0] = _epilogue(b, instr, results[0], instr.post, b.plain)
         for bid, tensor, to in zip(instr.outputs, results, rounds):
             b.names[bid] = _rounded(b, tensor, to)
-
-    def _layout_free(self, b: Builder, instr) -> bool:
-        reads = [i for i in instr.inputs] + [i for p in instr.post for i in p["inputs"] if i != -1]
-        shape = self.program.buffers[instr.outputs[0]].shape
-        return (instruction_op(instr.op).layout_free and len(instr.outputs) == 1
-                and all(instruction_op(p["op"]).layout_free for p in instr.post)
-                and all(i is not None and i in b.blocked
-                        and self.program.buffers[i].shape == shape for i in reads))
 
     def _blocked_conv(self, b: Builder, instr, rounds: list) -> bool:
         if (not self.block or "blocked-conv" not in get_op(instr.op).fast_kernels
