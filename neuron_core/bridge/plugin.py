@@ -44,6 +44,9 @@ class Plugin:
         extra: the pip extra that brings the framework.
         usage: how a model of this framework is compiled (shown where neuron-cc cannot).
         table: "module:attribute" of the plugin's ConversionTable, imported on demand.
+        reader: "module:function" that reads this framework's model files for `neuron-cc compile`
+            (`function(paths: list[str], io_config: dict | None) -> ir.Graph`, the whole model
+            as one graph); "" when neuron-cc cannot read them.
     """
 
     framework: str
@@ -53,6 +56,7 @@ class Plugin:
     extra: str
     usage: str
     table: str = ""
+    reader: str = ""
 
     def conversion_table(self):
         """The plugin's ConversionTable (imports the plugin's conversion rules and framework)."""
@@ -63,6 +67,22 @@ class Plugin:
             raise NeuronError(f"--framework {self.framework} needs the {self.module} plugin and "
                               f"its framework, which did not import ({exc}); install them with "
                               f"pip install -e '.[{self.extra}]'") from None
+
+    def read_model(self, paths: list[str], io_config: dict | None):
+        """The IR graph of the model in `paths`, read by the plugin's reader (imports the
+        framework); NeuronError when the plugin has none."""
+        if not self.reader:
+            raise NeuronError(f"neuron-cc compile does not read {self.title} files; compile the "
+                              f"model from Python by its plugin: {self.usage} (or export it to "
+                              "ONNX and use --framework ONNX)")
+        where, _, attr = self.reader.partition(":")
+        try:
+            read = getattr(importlib.import_module(where), attr)
+        except ImportError as exc:
+            raise NeuronError(f"--framework {self.framework} needs the {self.module} plugin and "
+                              f"its framework, which did not import ({exc}); install them with "
+                              f"pip install -e '.[{self.extra}]'") from None
+        return read(list(paths), io_config)
 
     def supported_operators(self) -> list[str]:
         """The native op names the plugin converts, sorted (derived from its table)."""

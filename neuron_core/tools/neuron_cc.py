@@ -41,12 +41,16 @@ def _framework(value: str) -> str:
     return upper
 
 
-def _require_onnx(framework: str) -> None:
-    from ..bridge.plugin import find
+def _read_model(paths: list[str], framework: str, io_config: dict | None):
+    """The IR graph of the files given to `neuron-cc compile`: ONNX here, others by their plugin."""
     if framework != CORE_FRAMEWORK:
-        raise NeuronError(f"neuron-cc compile reads ONNX files; a {framework} model is compiled "
-                          f"from Python by its plugin: {find(framework).usage} (or export it "
-                          "to ONNX and use --framework ONNX)")
+        from ..bridge.plugin import find
+        return find(framework).read_model(paths, io_config)
+    if len(paths) != 1:
+        raise NeuronError(f"--framework ONNX compiles one .onnx file, got {len(paths)}: "
+                          f"{' '.join(paths)}")
+    from ..frontends.onnx_import import from_onnx
+    return from_onnx(paths[0], io_config)
 
 
 def load_io_config(text: str | None) -> dict | None:
@@ -83,14 +87,13 @@ def _safe_output(path: Path) -> None:
 def cmd_compile(args) -> int:
     from ..compiler import compile_graph
     from ..compiler.options import options_from_namespace
-    from ..frontends.onnx_import import from_onnx
-    _require_onnx(args.framework)
     options = options_from_namespace(args)
     out = Path(args.output)
     _safe_output(out)
     started = time.perf_counter()
-    graph = from_onnx(args.model, load_io_config(args.io_config))
-    compiled = compile_graph(graph, options, framework=args.framework, source=Path(args.model).name)
+    graph = _read_model(args.model, args.framework, load_io_config(args.io_config))
+    compiled = compile_graph(graph, options, framework=args.framework,
+                             source=Path(args.model[0]).name)
     size = compiled.save(out)
     meta = compiled.metadata
     mem = meta["memory"]
@@ -181,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     known = "|".join(frameworks())
     p = sub.add_parser("compile", help="compile a model into a NEFF")
-    p.add_argument("model", help="model file (ONNX)")
+    p.add_argument("model", nargs="+", help="model file(s): model.onnx (ONNX), model.pb "
+                   "or a SavedModel directory (TENSORFLOW), NAME-symbol.json NAME-0000.params "
+                   "(MXNET)")
     p.add_argument("--framework", required=True, type=_framework, help=known)
     p.add_argument("--io-config", help="inputs' shapes and dtypes, outputs: JSON or a JSON file")
     p.add_argument("--output", default="out.neff", help="NEFF to write (default: out.neff)")
