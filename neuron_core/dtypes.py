@@ -38,6 +38,15 @@ _NUMPY = {name: np.dtype(name) for name in SHORT if name != "bfloat16"}
 _NUMPY["bfloat16"] = np.dtype(ml_dtypes.bfloat16)
 
 
+def is_known(dtype) -> bool:
+    """True when `dtype` names one of the supported data types (complex64 does not)."""
+    try:
+        canonical(dtype)
+    except (NeuronError, TypeError):
+        return False
+    return True
+
+
 def canonical(dtype) -> str:
     """Canonical name of a numpy dtype, dtype name or short name ('f32' -> 'float32')."""
     if isinstance(dtype, str):

@@ -18,6 +18,11 @@ class UnsupportedOpError(NeuronError):
     """One or more nodes cannot run on the NeuronCore."""
 
 
+class FallbackDisabledError(UnsupportedOpError, AttributeError):
+    """fallback=False, and some nodes cannot run on the NeuronCore. It is also an AttributeError,
+    which is what the Neuron SDK's torch-neuron documents for this case."""
+
+
 class FrontendError(NeuronError):
     """A model file or graph cannot be read into the IR."""
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from .. import dtypes
 from ..compiler.fold import add_folded
 from ..errors import FrontendError, NeuronError
 from ..ir import Graph, TensorType, Value, verify
@@ -71,6 +72,8 @@ class Converter:
         self.origin: dict[int, Any] = {}       # id(core Value) -> first native key bound to it
         self.native_names: dict[int, tuple[str, str]] = {}   # id(core node) -> (name, op)
         self.output_keys: list = []
+        #: id(Value) -> dtype of native values no NeuronCore dtype holds (complex64, ...)
+        self.foreign: dict[int, str] = {}
         self.node: Any = None                  # the native node being converted
         self._name = ""
         self._scope = ""
@@ -130,7 +133,12 @@ class Converter:
         rule = self.table.rules.get(op)
         mark = len(self.graph.nodes)
         reason = None
-        if rule is None:
+        foreign = [self.foreign[id(a)] for a in _flatten((args, kwargs))
+                   if isinstance(a, Value) and id(a) in self.foreign]
+        if foreign:
+            reason = (f"reads a {foreign[0]} value, a type NeuronCores do not compute; it runs "
+                      f"in {self.table.title}")
+        elif rule is None:
             reason = f"{self.table.title} op {op!r} has no Neuron conversion"
         else:
             try:
@@ -161,7 +169,10 @@ class Converter:
         self.native_names[id(node)] = (self._name, op)
         for key, out, t in zip(output_keys, node.outputs, output_types):
             if t is not None:
-                out.type = TensorType(tuple(t[0]), _dt(t[1]))
+                if dtypes.is_known(_dt(t[1])):
+                    out.type = TensorType(tuple(t[0]), _dt(t[1]))
+                else:
+                    self.foreign[id(out)] = _dt(t[1])
             self.bind(key, out)
 
     def finish(self) -> Graph:

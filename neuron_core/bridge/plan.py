@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..compiler import compile_graph, parse_compiler_args
+from ..compiler.options import EnvFlags, env_flags, with_env_args
 from ..errors import NeuronError
 from ..ir import format_graph
 from ..partition import OPTION_NAMES, PartitionOptions, PartitionReport, partition
@@ -51,6 +52,9 @@ class Plan:
     report: PartitionReport
     graph: object
     compile_seconds: float = 0.0
+    #: native op type -> count, of the native ops placed in a compiled subgraph and of the rest
+    native_compiled: dict = field(default_factory=dict)
+    native_host: dict = field(default_factory=dict)
 
     @property
     def on_neuron_ratio(self) -> float:
@@ -93,6 +97,25 @@ def _split_natives(part) -> list:
     return [name for k, places in where.items() if len(places) > 1 for name in members[k]]
 
 
+def native_op_counts(cv: Converter, part) -> tuple[dict, dict]:
+    """(compiled, host): native op type -> how many native ops of it run in a Neuron subgraph,
+    and how many stay native. A native op is counted once however many core nodes it became;
+    ops that became no core node (folded to a constant, a no-op) are not counted."""
+    on_neuron = {id(n) for s in part.subgraphs for n in s.nodes}
+    seen: dict = {}
+    for node in part.graph.nodes:
+        named = cv.native_names.get(id(node))
+        if named is None:
+            continue
+        key = id(node.native) if node.native is not None else id(node)
+        op, placed = seen.get(key, (named[1], True))
+        seen[key] = (op, placed and id(node) in on_neuron)
+    compiled, host = defaultdict(int), defaultdict(int)
+    for op, placed in seen.values():
+        (compiled if placed else host)[op] += 1
+    return dict(compiled), dict(host)
+
+
 def partition_options(options: dict) -> PartitionOptions:
     """PartitionOptions from a compile call's keywords; an unknown keyword is an error listing the
     valid ones."""
@@ -120,20 +143,25 @@ def compile_subgraphs(part, compiler_options, framework: str, source: str = "sub
 
 
 def compile_plan(cv: Converter, *, compiler_args=None, workdir=None, framework: str | None = None,
-                 **options) -> Plan:
+                 env: EnvFlags | None = None, **options) -> Plan:
     """Partition the converted graph, compile each subgraph, and map it back to native keys.
 
     Args:
         cv: a Converter whose graph is complete (inputs, nodes, outputs set).
         compiler_args: neuron-cc options (list or string); unknown ones are rejected with the list.
         workdir: if given, each subgraph's IR, NEFF and log, and the report, are written there.
+        env: the `NEURON_CC_FLAGS` flags (read from the environment when not given): their
+            compiler arguments follow `compiler_args`, their --workdir is used when `workdir`
+            is not given.
         **options: minimum_segment_size, no_fuse_ops, force_fuse_ops (native names or op types),
             subgraph_builder_function (called with the native node), single_fusion_ratio_threshold,
             fallback, cost_aware.
     """
     popts = partition_options(options)
     started = time.perf_counter()
-    copts = parse_compiler_args(compiler_args)
+    env = env_flags() if env is None else env
+    copts = parse_compiler_args(with_env_args(compiler_args, env))
+    workdir = workdir or env.workdir
     framework = framework or cv.table.framework
     graph = cv.finish()
     popts.no_fuse_ops = _expand_names(cv, options.get("no_fuse_ops"))
@@ -159,7 +187,8 @@ def compile_plan(cv: Converter, *, compiler_args=None, workdir=None, framework: 
         calls.append(call)
         if workdir:
             _dump(Path(workdir), sub.index, sg, neff, call)
-    plan = Plan(calls, part.report, graph, time.perf_counter() - started)
+    plan = Plan(calls, part.report, graph, time.perf_counter() - started,
+                *native_op_counts(cv, part))
     if workdir:
         Path(workdir).mkdir(parents=True, exist_ok=True)
         (Path(workdir) / "report.json").write_text(part.report.to_json())

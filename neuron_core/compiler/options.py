@@ -145,3 +145,73 @@ def parse_compiler_args(args=None) -> CompilerOptions:
     parser = _Parser(prog="compiler_args", add_help=False)
     add_compiler_arguments(parser)
     return options_from_namespace(parser.parse_args([str(a) for a in args]))
+
+
+@dataclass(frozen=True)
+class EnvFlags:
+    """What `NEURON_CC_FLAGS` asks of a plugin's compile: compiler arguments, and the flags the
+    Neuron tracing APIs take from it themselves (`--workdir DIR`, `--dynamic-batch-size`,
+    `--extract-weights INSTANCE`)."""
+
+    compiler_args: tuple = ()
+    workdir: str | None = None
+    dynamic_batch_size: bool = False
+    extract_weights: str | None = None
+
+
+#: the variable the Neuron plugins read extra compiler flags from
+CC_FLAGS_VAR = "NEURON_CC_FLAGS"
+
+
+def env_flags(environ=None) -> EnvFlags:
+    """`NEURON_CC_FLAGS` split into compiler arguments and the tracing APIs' own flags.
+
+    >>> env_flags({"NEURON_CC_FLAGS": "--workdir ./artifacts --fast-math none"}).workdir
+    './artifacts'
+    """
+    import os
+    text = (os.environ if environ is None else environ).get(CC_FLAGS_VAR, "")
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise CompilerOptionError(f"{CC_FLAGS_VAR}={text!r} does not parse as shell words "
+                                  f"({exc}); fix its quoting") from None
+    rest, found, i = [], {}, 0
+    while i < len(words):
+        word = words[i]
+        name, eq, value = word.partition("=")
+        if name in ("--workdir", "--extract-weights"):
+            if not eq:
+                if i + 1 >= len(words):
+                    raise CompilerOptionError(f"{CC_FLAGS_VAR}: {name} needs a value, e.g. "
+                                              f"{CC_FLAGS_VAR}='{name} ./artifacts'")
+                i, value = i + 1, words[i + 1]
+            found[name] = value
+        elif word == "--dynamic-batch-size":
+            found[word] = True
+        else:
+            rest.append(word)
+        i += 1
+    if rest:
+        try:
+            parse_compiler_args(rest)
+        except CompilerOptionError as exc:
+            raise CompilerOptionError(f"{CC_FLAGS_VAR}={text!r}: {exc}") from None
+    if "--extract-weights" in found:
+        log.warning("%s --extract-weights %s: accepted; a NEFF always carries its weights here "
+                    "(there is no 2 GB protobuf limit to work around)", CC_FLAGS_VAR,
+                    found["--extract-weights"])
+    return EnvFlags(tuple(rest), found.get("--workdir"), bool(found.get("--dynamic-batch-size")),
+                    found.get("--extract-weights"))
+
+
+def with_env_args(compiler_args, flags: EnvFlags) -> list:
+    """A plugin's `compiler_args` followed by those of `NEURON_CC_FLAGS` (which win, as later
+    flags do on a command line)."""
+    if compiler_args is None:
+        args = []
+    elif isinstance(compiler_args, str):
+        args = shlex.split(compiler_args)
+    else:
+        args = [str(a) for a in compiler_args]
+    return args + list(flags.compiler_args)

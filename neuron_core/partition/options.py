@@ -33,6 +33,7 @@ class PartitionOptions:
     single_fusion_ratio_threshold: float = 0.6
     fallback: bool = True            # False: fail listing every node that cannot run on Neuron
     cost_aware: bool = True          # drop clusters whose transfers cost more than they save
+    #                                  (not with a subgraph_builder_function: it chose them)
     #: not a plugin keyword: the constants of the cost-aware filter
     costs: TransferCosts = field(default_factory=TransferCosts, metadata={"keyword": False})
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from ..errors import UnsupportedOpError
+from ..errors import FallbackDisabledError
 from ..ir import Graph
 from ..ops import TENSOR_ENGINE, get_op, has_op
 from ..ops.registry import Verdict
@@ -99,7 +99,7 @@ def estimate_gain(sub: Subgraph, costs: TransferCosts) -> float:
 
 def partition(graph: Graph, options: PartitionOptions | None = None, *,
               log_report: bool = True) -> Partition:
-    """Place every node; raise UnsupportedOpError listing all misfits when fallback=False.
+    """Place every node; raise FallbackDisabledError (an UnsupportedOpError) listing all misfits when fallback=False.
     The report goes to the `Neuron` logger at INFO unless `log_report` is False."""
     from .report import PartitionReport
     options = options or PartitionOptions()
@@ -108,7 +108,7 @@ def partition(graph: Graph, options: PartitionOptions | None = None, *,
     if not options.fallback:
         bad = [(n, verdicts[n.name]) for n in nodes if not verdicts[n.name].supported]
         if bad:
-            raise UnsupportedOpError(cannot_run(bad, len(nodes), "fallback=False but ",
+            raise FallbackDisabledError(cannot_run(bad, len(nodes), "fallback=False but ",
                                                 "Pass fallback=True to run them on the host."))
     supported = [verdicts[n.name].supported for n in nodes]
     clusters = [[nodes[i] for i in c] for c in cluster_indices(nodes, supported)]
@@ -150,7 +150,8 @@ def _filter(subs: list, verdicts: dict, options: PartitionOptions, total: int) -
         elif len(sub.nodes) < options.minimum_segment_size:
             _drop(sub, verdicts, "too-small", f"its segment has {len(sub.nodes)} operation(s), "
                   f"fewer than minimum_segment_size={options.minimum_segment_size}")
-        elif options.cost_aware and not whole_graph and sub.gain_s <= 0:
+        elif options.cost_aware and options.subgraph_builder_function is None and \
+                not whole_graph and sub.gain_s <= 0:   # a builder's choice is the user's
             _drop(sub, verdicts, "cost-rejected",
                   f"moving its segment's {sub.transfer_bytes} boundary bytes to and from the device "
                   f"costs more than it saves (estimated net {1e6 * sub.gain_s:.1f} us)")

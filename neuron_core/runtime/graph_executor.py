@@ -106,8 +106,11 @@ class GraphExecutor:
         if timings is not None:
             return self._other("instruction").run(inputs, timings)
         env: list = [None] * len(self.program.buffers)
+        buffers = self.program.buffers
         for bid, arr in zip(self.program.inputs, inputs):
-            env[bid] = arr
+            # the graphs hold every float in a float32 container (bf16/fp16 values exactly)
+            env[bid] = arr.astype(np.float32) if arr.dtype != np.float32 and \
+                dtypes.is_float(buffers[bid].dtype) else arr
         for run in self._runs:
             if not run(env):  # a NaN or an inf reached a MaxPool: the reference's result
                 return self._other("reference").run(inputs)

@@ -17,6 +17,8 @@ from ._mxnet import import_mxnet
 
 mx = import_mxnet()
 
+from neuron_core import logs as _logs  # noqa: E402
+
 from . import op  # noqa: E402  (registers _neuron_subgraph_op)
 from .api import compile  # noqa: E402
 from .compile import analyze_symbol as analyze, last_plan  # noqa: E402
@@ -26,6 +28,7 @@ from .estimate import estimate  # noqa: E402
 from .plugin import PLUGIN  # noqa: E402
 
 install()
+_logs.install()   # INFO:Neuron: lines on stderr until the application configures logging
 
 __all__ = ["compile", "analyze", "estimate", "last_plan", "neuron", "NeuronContext",
            "supported_operators", "supported_ops", "PLUGIN"]

@@ -19,6 +19,8 @@ import types
 import neuron_core  # noqa: F401  (first: it picks numpy's BLAS kernel before numpy loads)
 import tensorflow as tf  # noqa: E402
 
+from neuron_core import logs as _logs  # noqa: E402
+
 from . import op as _op
 from . import predictor, saved_model
 from .convert import TABLE
@@ -27,6 +29,7 @@ from .plugin import PLUGIN
 from .trace import TracedModel, analyze_model, trace
 
 _op.register()
+_logs.install()   # INFO:Neuron: lines on stderr until the application configures logging
 
 __all__ = ["saved_model", "predictor", "trace", "analyze_model", "estimate", "TracedModel",
            "supported_operators", "PLUGIN"]

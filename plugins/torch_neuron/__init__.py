@@ -17,6 +17,7 @@ import sys
 import torch
 
 from neuron_core.bridge import analyze
+from neuron_core import logs as _logs
 from neuron_core.errors import NeuronError
 
 from . import op  # noqa: F401  (registers neuron::forward_v1)
@@ -25,7 +26,7 @@ from .convert import TABLE
 from .data_parallel import DataParallel
 from .graph import to_core
 from .plugin import PLUGIN
-from .trace import estimate, trace
+from .trace import NodeView, Optimization, estimate, trace
 
 __version__ = "1.13.0.sim"
 
@@ -64,8 +65,10 @@ def supported_operators() -> list[str]:
 get_supported_operations = supported_operators
 
 
+_logs.install()   # INFO:Neuron: lines on stderr until the application configures logging
 torch.neuron = sys.modules[__name__]
 sys.modules.setdefault("torch.neuron", sys.modules[__name__])
 
-__all__ = ["trace", "analyze_model", "estimate", "DataParallel", "is_available",
+__all__ = ["trace", "analyze_model", "estimate", "DataParallel", "is_available", "Optimization",
+           "NodeView",
            "supported_operators", "get_supported_operations", "PLUGIN"]

@@ -64,7 +64,7 @@ def capture(model: torch.nn.Module, example_inputs, *, dynamic_batch: bool = Fal
         if not callable(model):
             raise FrontendError(f"trace expects a torch.nn.Module or a function, got "
                                 f"{type(model).__name__}")
-        model = _FunctionModule(model)
+        model = FunctionModule(model)
     was_training = model.training
     model.eval()
     widened = False
@@ -152,7 +152,7 @@ def _views_as_reshapes(program) -> None:
     program.graph_module.recompile()
 
 
-class _FunctionModule(torch.nn.Module):
+class FunctionModule(torch.nn.Module):
     """Lets trace() take a plain function, as torch.jit.trace does."""
 
     def __init__(self, fn):

@@ -128,7 +128,9 @@ class DataParallel(torch.nn.Module):
         with on_core(core), torch.no_grad():
             n = self._batch_size(flat)
             step = self.compiled_batch
-            if not self.dynamic_batching or self.compiled_dynamic or n == step:
+            if not self.dynamic_batching:    # each core runs the traced size; outputs are
+                return self.module(*pytree.tree_unflatten(flat, spec))   # joined on dim as is
+            if self.compiled_dynamic or n == step:
                 return self._checked(self.module(*pytree.tree_unflatten(flat, spec)), n)
             outs = []
             for start in range(0, n, step):

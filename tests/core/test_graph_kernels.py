@@ -284,3 +284,30 @@ def test_a_fresh_process_loads_from_the_cache_without_numba(tmp_path):
     assert not any(r["numba"] for r in reports)
     assert not reports[1]["onnx"], "a load from the cache needs no onnx (only onnxruntime)"
     _same_numbers(np.load(tmp_path / "y0.npy"), np.load(tmp_path / "y1.npy"))
+
+
+def test_float16_and_bfloat16_model_inputs_run_on_every_kernel_set(tmp_path):
+    """A program whose inputs are fp16/bf16 (a model with Optimization.FLOAT32_TO_FLOAT16, a TF
+    fp16 model) runs on the graph kernels too: they hold floats in float32 containers."""
+    import ml_dtypes
+    import numpy as np
+
+    from neuron_core.compiler import compile_graph, parse_compiler_args
+    from neuron_core.ir import Graph, TensorType
+    from neuron_core.runtime import load
+    for dtype, np_dtype in (("float16", np.float16), ("bfloat16", ml_dtypes.bfloat16)):
+        g = Graph("half_io")
+        x = g.add_input("x", TensorType((2, 8), dtype))
+        w = g.add_const("w", np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8))
+        wide, = g.add_node("Cast", [x], {"to": 1}).outputs
+        y, = g.add_node("MatMul", [wide, w]).outputs
+        r, = g.add_node("Relu", [y]).outputs
+        g.outputs = [r]
+        path = tmp_path / f"{dtype}.neff"
+        compile_graph(g, parse_compiler_args([])).save(path)
+        feed = np.linspace(-2, 2, 16, dtype=np.float32).reshape(2, 8).astype(np_dtype)
+        got = {k: load(path, kernels=k).run([feed])[0] for k in ("fast", "instruction",
+                                                                   "reference")}
+        assert all(v.dtype == np.float32 for v in got.values())
+        np.testing.assert_array_equal(got["fast"], got["reference"])
+        np.testing.assert_array_equal(got["instruction"], got["reference"])
