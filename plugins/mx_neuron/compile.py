@@ -131,7 +131,7 @@ def compile_symbol(sym, args=None, aux=None, inputs=None, *, model_name=None, **
     plan = compile_plan(cv, compiler_args=compiler_args, workdir=workdir, no_fuse_ops=excluded,
                         **opts)
     _log_native_counts(cv, plan)
-    graph_json, neffs = rebuild(cap, plan)
+    graph_json, neffs = rebuild(cap, plan, params)
     out = mx.sym.load_json(graph_json)
     arg_names, aux_names = set(out.list_arguments()), set(out.list_auxiliary_states())
     new_args = {k: v for k, v in args.items() if k in arg_names}
