@@ -2,6 +2,8 @@
 checkpoint read into one core IR graph, through the same capture and conversion table as
 `mx_neuron.compile`.
 
+Input shapes come from --io-config, else from the shapes the symbol's variables carry
+(`mx.sym.var("data", shape=(1, 1, 28, 28))`), as in the reference's example without --io-config.
 Reading runs nothing from the files: the symbol is MXNet's graph JSON and the params file MXNet's
 array format (no pickle). neuron-cc compiles the whole model for the NeuronCore, so every operator
 must have a Neuron conversion; `mx_neuron.compile` is the way to leave some on MXNet.
@@ -10,6 +12,8 @@ must have a Neuron conversion; `mx_neuron.compile` is the way to leave some on M
                             {"inputs": {"data": [[1, 1, 28, 28], "float32"]}})
 """
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -50,12 +54,27 @@ def _load(symbol_file: str, params_file: str):
     return sym, params
 
 
+def _declared(sym, free: list) -> dict:
+    """The shapes (and dtypes) the symbol's free variables were declared with, as io-config
+    entries; variables declared without a shape are left out."""
+    attrs = sym.attr_dict()
+    found = {}
+    for name in free:
+        shape = attrs.get(name, {}).get("__shape__")
+        if shape and "0" not in re.findall(r"-?\d+", shape):
+            dtype = mx.ndarray.ndarray._DTYPE_MX_TO_NP.get(int(attrs[name].get("__dtype__", 0)))
+            found[name] = [[int(d) for d in re.findall(r"-?\d+", shape)],
+                           np.dtype(dtype or np.float32).name]
+    return found
+
+
 def _inputs(sym, params: dict, io_config: dict | None) -> tuple[dict, dict]:
     free = [n for n in sym.list_inputs() if n not in params]
-    given = dict((io_config or {}).get("inputs") or {})
+    given = dict((io_config or {}).get("inputs") or {}) or _declared(sym, free)
     if not given:
-        raise FrontendError(f"an MXNet symbol carries no input shapes: give them with --io-config "
-                            f"(the symbol's inputs without params: {free}); e.g. {_EXAMPLE}")
+        raise FrontendError(f"the MXNet symbol's inputs carry no shapes: give them with "
+                            f"--io-config (the symbol's inputs without params: {free}); e.g. "
+                            f"{_EXAMPLE}")
     stray = sorted(set(given) - set(free))
     if stray:
         raise FrontendError(f"--io-config names input(s) {stray}, which the symbol does not take "

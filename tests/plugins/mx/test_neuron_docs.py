@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shlex
 
 import numpy as np
 import pytest
@@ -242,7 +243,7 @@ def test_docs_gluon_tutorial_with_compile_statistics(checkpoint):
 
 
 def _lenet():
-    data = S.var("data")
+    data = S.var("data", shape=(1, 1, 28, 28))   # what neuron-cc reads without --io-config
     x = S.Activation(S.Convolution(data, kernel=(5, 5), num_filter=20), act_type="tanh")
     x = S.Pooling(x, pool_type="max", kernel=(2, 2), stride=(2, 2))
     x = S.Activation(S.Convolution(x, kernel=(5, 5), num_filter=50), act_type="tanh")
@@ -261,16 +262,22 @@ def lenet(tmp_path_factory):
     return tmp, sym, args, aux
 
 
-def test_docs_neuron_cc_compile_mxnet(lenet, monkeypatch):
-    """The reference's MXNet compile (with --io-config: an MXNet symbol has no input shapes),
-    the NEFF run at hardware precision against MXNet's forward of the checkpoint."""
+@pytest.mark.parametrize("command", [
+    # the reference's example: the input shape comes from the symbol's data variable
+    "compile lenet-symbol.json lenet-0001.params --framework MXNET --neuroncore-pipeline-cores 2 "
+    "--output file.neff",
+    # with --io-config, for symbols whose variables carry no shape
+    "compile lenet-symbol.json lenet-0001.params --framework MXNET --io-config "
+    "'{\"inputs\": {\"data\": [[1,1,28,28], \"float32\"]}}' --output x.neff"])
+def test_docs_neuron_cc_compile_mxnet(lenet, monkeypatch, command):
+    """The neuron-cc reference's MXNet compile; the NEFF run at hardware precision against
+    MXNet's forward of the checkpoint."""
     tmp, sym, args, aux = lenet
     monkeypatch.chdir(tmp)
-    assert neuron_cc(["compile", "lenet-symbol.json", "lenet-0001.params", "--framework",
-                      "MXNET", "--io-config", '{"inputs": {"data": [[1,1,28,28], "float32"]}}',
-                      "--output", "x.neff"]) == 0
+    argv = shlex.split(command)
+    assert neuron_cc(argv) == 0
     x = np.random.default_rng(2).uniform(-1, 1, (1, 1, 28, 28)).astype(np.float32)
-    with runtime.load((tmp / "x.neff").read_bytes(), precision="hardware") as model:
+    with runtime.load((tmp / argv[-1]).read_bytes(), precision="hardware") as model:
         assert [name for name, _, _ in model.inputs] == ["data"]   # the label is not an input
         got = model.run([x])[0]
     ref = _mxnet_cpu(sym, args, aux, x)
@@ -357,9 +364,6 @@ def test_neuron_cc_mxnet_errors(lenet, tmp_path, monkeypatch):
     tmp, _, _, _ = lenet
     monkeypatch.chdir(tmp)
     read = find("MXNET").read_model
-    with pytest.raises(FrontendError, match=r"no input shapes: give them with --io-config .*"
-                                            r"\['data', 'softmax_label'\]"):
-        read(["lenet-symbol.json", "lenet-0001.params"], None)
     with pytest.raises(FrontendError, match=r"names input\(s\) \['image'\]"):
         read(["lenet-symbol.json", "lenet-0001.params"], {"inputs": {"image": [[1], "float32"]}})
     with pytest.raises(FrontendError, match=r"output\(s\) \['logits'\].*\['softmax_output'\]"):
@@ -370,9 +374,12 @@ def test_neuron_cc_mxnet_errors(lenet, tmp_path, monkeypatch):
     sym = S.sin(S.FullyConnected(S.var("data"), num_hidden=4, name="fc"), name="odd_sin")
     args = {"fc_weight": mx.nd.ones((4, 8)), "fc_bias": mx.nd.zeros((4,))}
     mx.model.save_checkpoint(str(tmp_path / "odd"), 0, sym, args, {})
+    odd = [str(tmp_path / "odd-symbol.json"), str(tmp_path / "odd-0000.params")]
+    with pytest.raises(FrontendError, match=r"inputs carry no shapes: give them with --io-config "
+                                            r".*\['data'\]"):
+        read(odd, None)
     with pytest.raises(UnsupportedOpError, match="sin \\(node 'odd_sin'\\).*mx_neuron.compile"):
-        read([str(tmp_path / "odd-symbol.json"), str(tmp_path / "odd-0000.params")],
-             {"inputs": {"data": [[1, 8], "float32"]}})
+        read(odd, {"inputs": {"data": [[1, 8], "float32"]}})
 
 
 class _Payload:
@@ -389,3 +396,14 @@ def test_neuron_cc_mxnet_never_unpickles_the_params(lenet, tmp_path, monkeypatch
         find("MXNET").read_model([str(tmp / "lenet-symbol.json"), "evil-0000.params"],
                       {"inputs": {"data": [[1, 1, 28, 28], "float32"]}})
     assert not (tmp_path / "ran-code-from-the-params-file").exists()
+
+
+def test_compile_work_dir_option_of_mx_neuron_1_8(tmp_path):
+    sym = _small_resnet()
+    shape = (1, 3, 16, 16)
+    args, aux = _params(sym, shape)
+    mx_neuron.compile(sym, args, aux, inputs={"data": shape}, work_dir=str(tmp_path / "w"))
+    assert (tmp_path / "w" / "neuron_subgraph_0" / "model.neff").stat().st_size > 0
+    with pytest.raises(NeuronError, match="different work directories"):
+        mx_neuron.compile(sym, args, aux, inputs={"data": shape}, work_dir="a",
+                          compiler_workdir="b")
