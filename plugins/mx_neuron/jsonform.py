@@ -38,6 +38,11 @@ def _translate(text: str, documented: bool) -> str:
             node["op"] = OP_TYPE
             node["attrs"] = {k: v for k, v in attrs.items() if k != "op_type"}
         elif not documented and node.get("op") == OP_TYPE:
+            if "config" not in attrs:
+                raise NeuronError(f"{OP_TYPE} node {node.get('name')!r} has no 'config' "
+                                  "attribute: it was not compiled by this mx_neuron (a symbol "
+                                  "compiled on an Inf1 machine holds that machine's own form); "
+                                  "compile the original model again with mx_neuron.compile")
             node["op"] = "Custom"
             node["attrs"] = {"op_type": OP_TYPE, **attrs}
     return json.dumps(graph)

@@ -327,6 +327,12 @@ def test_compiled_json_is_mxnet_neuron_form_and_round_trips(tmp_path, fp32):
         feed = {"data": mx.nd.array(x), "softmax_label": mx.nd.zeros((1,)), **cargs}
         got = again.bind(mx.neuron(), feed, aux_states=caux).forward()[0].asnumpy()
         assert rel_err(got, ref) < FP32_TOL
+    foreign = json.loads(csym.tojson())
+    for node in foreign["nodes"]:
+        node.get("attrs", {}).pop("config", None)
+    with pytest.raises(NeuronError, match="'neuron_subgraph_0' has no 'config' attribute: it was "
+                                          "not compiled by this mx_neuron"):
+        mx.sym.load_json(json.dumps(foreign))
 
 
 def test_neuron_context_index_binds_that_core(fresh_runtime, fp32):
