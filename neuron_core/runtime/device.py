@@ -161,7 +161,8 @@ class DeviceManager:
                              "a number of NeuronCores such as '2' (0 means all visible cores)")
         return cls(num_chips, parse_core_list(visible) if visible else None, num_cores)
 
-    def _check_core(self, core: int) -> None:
+    def check_core(self, core: int) -> None:
+        """ResourceError (LOAD_NOT_ENOUGH_NC) unless NeuronCore `core` exists and is visible."""
         if isinstance(core, bool) or not isinstance(core, int) or not 0 <= core < len(self.cores):
             raise ResourceError(
                 f"NeuronCore {core!r} does not exist: this machine has {len(self.cores)} NeuronCores "
@@ -194,7 +195,7 @@ class DeviceManager:
             raise NeuronError(f"allocate() needs a non-negative int number of bytes, got {nbytes!r}")
         with self._lock:
             if core is not None:
-                self._check_core(core)
+                self.check_core(core)
             candidates = self.visible_cores if core is None else (core,)
             for c in candidates:
                 if self._used(c) + nbytes <= self.cores[c].memory_bytes:

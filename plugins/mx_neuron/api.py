@@ -22,7 +22,8 @@ def compile(obj, args=None, aux=None, inputs=None, **compile_args):
             `{"data": (1, 3, 224, 224)}`.
         **compile_args: `excl_node_names` (node names kept on MXNet), `flags` / `compiler_args`
             (neuron-cc options, e.g. `["--fast-math", "none"]`), `--neuroncore-pipeline-cores`
-            (pass with `**{...}`), `minimum_segment_size`, `compiler_workdir`, and the partitioner
+            (pass with `**{...}`), `minimum_segment_size`, `work_dir` (or `compiler_workdir`:
+            each sub-graph's IR, NEFF and log, and the partition report, go there), the partitioner
             options `force_fuse_ops`, `subgraph_builder_function`, `fallback`, `cost_aware`;
             `model_name` names the model in `mx_neuron.estimate`.
 

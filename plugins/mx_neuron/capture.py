@@ -15,6 +15,7 @@ from neuron_core.errors import FrontendError, NeuronError
 from ._mxnet import import_mxnet
 from .convert import TABLE
 from .convert._attrs import Attrs
+from .jsonform import mxnet_json
 
 mx = import_mxnet()
 
@@ -73,7 +74,7 @@ def _starts(node, entry: str) -> bool:
 
 def capture(sym, shapes: dict, dtypes: dict, param_shapes: dict, param_dtypes: dict) -> Captured:
     """Parse `sym` and infer every output's shape and dtype for the given input/param shapes."""
-    graph = json.loads(sym.tojson())
+    graph = json.loads(mxnet_json(sym))
     raw_nodes = graph["nodes"]
     internals = sym.get_internals()
     names = internals.list_outputs()

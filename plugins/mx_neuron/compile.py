@@ -23,8 +23,9 @@ log = logging.getLogger("Neuron")
 
 #: compile_args keywords of the partitioner (no_fuse_ops is spelled excl_node_names here)
 _PARTITION_KEYS = tuple(k for k in OPTION_NAMES if k != "no_fuse_ops")
-_VALID_KEYS = ("excl_node_names", "flags", "compiler_args", "compiler_workdir", "workdir",
-               "--neuroncore-pipeline-cores", "neuroncore_pipeline_cores") + _PARTITION_KEYS
+_WORKDIR_KEYS = ("work_dir", "compiler_workdir", "workdir")   # work_dir: mx_neuron 1.8's name
+_VALID_KEYS = (("excl_node_names", "flags", "compiler_args") + _WORKDIR_KEYS
+               + ("--neuroncore-pipeline-cores", "neuroncore_pipeline_cores") + _PARTITION_KEYS)
 
 
 def _to_numpy(value) -> np.ndarray:
@@ -126,12 +127,15 @@ def compile_symbol(sym, args=None, aux=None, inputs=None, *, model_name=None, **
     opts = dict(compile_args)
     compiler_args = _compiler_args(opts)
     excluded = _excluded(cap, opts.pop("excl_node_names", None))
-    workdir = opts.pop("compiler_workdir", None) or opts.pop("workdir", None)
+    given = [opts.pop(k) for k in _WORKDIR_KEYS if opts.get(k) is not None]
+    if len(set(given)) > 1:
+        raise NeuronError(f"compile got different work directories {given}; give one, as work_dir")
+    workdir = given[0] if given else None
     cv = to_core(cap, params)
     plan = compile_plan(cv, compiler_args=compiler_args, workdir=workdir, no_fuse_ops=excluded,
                         **opts)
     _log_native_counts(cv, plan)
-    graph_json, neffs = rebuild(cap, plan)
+    graph_json, neffs = rebuild(cap, plan, params)
     out = mx.sym.load_json(graph_json)
     arg_names, aux_names = set(out.list_arguments()), set(out.list_auxiliary_states())
     new_args = {k: v for k, v in args.items() if k in arg_names}

@@ -2,17 +2,39 @@
 
 MXNet's engine only knows CPU and GPU devices, and a compiled symbol's host part runs on the CPU
 while its `_neuron_subgraph_op` nodes call the simulated NeuronCore. So the neuron context is a
-`Context` subclass that *is* `cpu(0)` to MXNet (device type and id) and carries the NeuronCore index
-for the user: every API that takes a ctx (Module.bind, Symbol.bind, simple_bind, `with ctx:`,
-NDArray creation) accepts it unchanged, and binding with plain `mx.cpu()` behaves identically.
+`Context` subclass that *is* `cpu(0)` to MXNet (device type and id; MXNet binds only arrays of the
+bound context, and the params are loaded on cpu(0)) and carries the NeuronCore index: every API
+that takes a ctx (Module.bind, Symbol.bind, simple_bind, `with ctx:`, NDArray creation) accepts it
+unchanged. Binding a compiled symbol with `mx.neuron(i)` binds a copy whose neuron nodes name core
+i (`Symbol.bind` and `simple_bind`, which Module uses, are wrapped for this), so its NEFFs load
+and run there; with plain `mx.cpu()` they go to the first NeuronCore with room.
 """
 from __future__ import annotations
 
-from neuron_core.errors import NeuronError
+import json
 
+from neuron_core.errors import NeuronError
+from neuron_core.runtime.context import default
+
+from . import jsonform
 from ._mxnet import import_mxnet
+from .op import OP_TYPE
 
 mx = import_mxnet()
+
+
+class _DeviceString(str):
+    """What `str(mx.neuron(i))` returns: reads "neuron(i)", the name the Neuron docs use, and
+    encodes to "cpu(0)": MXNet hands `str(ctx)` to its C library (e.g. `mx.nd.zeros(ctx=...)`),
+    which parses only cpu/gpu device strings."""
+
+    def __new__(cls, shown: str, device: str):
+        self = super().__new__(cls, shown)
+        self.device = device
+        return self
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return self.device.encode(encoding, errors)
 
 
 class NeuronContext(mx.Context):
@@ -25,9 +47,37 @@ class NeuronContext(mx.Context):
         super().__init__("cpu", 0)
         self.neuron_core = core
 
-    def __repr__(self) -> str:
-        # str() stays MXNet's "cpu(0)": MXNet passes it to its operators as the device string
-        return f"neuron({self.neuron_core})"
+    def __str__(self) -> str:
+        return _DeviceString(f"neuron({self.neuron_core})", super().__str__())
+
+    __repr__ = __str__
+
+
+def on_core(sym, core: int):
+    """A copy of compiled `sym` whose neuron nodes run on NeuronCore `core` (`sym` itself if it
+    has none)."""
+    text = jsonform.mxnet_json(sym)
+    if OP_TYPE not in text:
+        return sym
+    default().devices.check_core(core)   # say it at bind time, not inside MXNet's engine
+    graph = json.loads(text)
+    for node in graph["nodes"]:
+        attrs = node.get("attrs") or {}
+        if node["op"] == "Custom" and attrs.get("op_type") == OP_TYPE:
+            config = json.loads(attrs["config"])
+            config["core"] = core
+            attrs["config"] = json.dumps(config, separators=(",", ":"))
+    return mx.sym.load_json(json.dumps(graph))
+
+
+def _wrap_bind(original):
+    def bind(self, ctx, *args, **kwargs):
+        if isinstance(ctx, NeuronContext):
+            self = on_core(self, ctx.neuron_core)
+        return original(self, ctx, *args, **kwargs)
+    bind.__doc__, bind.__name__ = original.__doc__, original.__name__
+    bind.wrapped = original
+    return bind
 
 
 def neuron(core: int = 0) -> NeuronContext:
@@ -41,7 +91,8 @@ def neuron(core: int = 0) -> NeuronContext:
 
 def install() -> None:
     """Expose `mx.neuron`, `mx.infa`, `mx.context.neuron` and `mx.contrib.neuron` (`compile`,
-    `analyze`, `estimate`)."""
+    `analyze`, `estimate`); wrap `Symbol.bind` / `simple_bind` to honour `mx.neuron(i)`, and
+    MXNet's JSON edges to speak mxnet-neuron's form (jsonform.py)."""
     import importlib
     import sys
     import types
@@ -52,9 +103,14 @@ def install() -> None:
     # the package attribute `compile` is the function; fetch the module itself
     _compile = importlib.import_module(__package__ + ".compile")
 
+    jsonform.install()
     for mod in (mx, mx.context):
         mod.neuron = neuron
         mod.infa = neuron
+    Symbol = mx.sym.Symbol
+    for name in ("bind", "simple_bind"):
+        if not hasattr(getattr(Symbol, name), "wrapped"):
+            setattr(Symbol, name, _wrap_bind(getattr(Symbol, name)))
     contrib = types.ModuleType("mxnet.contrib.neuron",
                                "The older entry point: mx.contrib.neuron.compile(sym, args, aux, "
                                "inputs, **compile_args).")

@@ -22,6 +22,7 @@ from neuron_core.estimate import Compiled, estimate_compiled, measure_host_ms
 from neuron_core.estimate import summary as _summary
 
 from ._mxnet import import_mxnet
+from .jsonform import mxnet_json
 from .op import OP_TYPE
 
 mx = import_mxnet()
@@ -108,7 +109,7 @@ def _record(sym, args) -> Compiled:
     if not measured:
         raise NeuronError(f"symbol {sym.name or 'group'!r} was not compiled by this mx_neuron (no "
                           f"{HOST_ATTR} attribute); compile it with mx_neuron.compile first")
-    graph = json.loads(sym.tojson())
+    graph = json.loads(mxnet_json(sym))
     calls = sorted((json.loads(n["attrs"]["config"])["index"], graph["nodes"][n["inputs"][-1][0]])
                    for n in graph["nodes"] if n.get("attrs", {}).get("op_type") == OP_TYPE)
     missing = [var["name"] for _, var in calls if var["name"] not in params]

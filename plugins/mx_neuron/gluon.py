@@ -21,7 +21,8 @@ def _example(value):
 
 
 def compile_block(block, inputs=None, **compile_args):
-    """Compile a HybridBlock; returns a SymbolBlock running the compiled symbol."""
+    """Compile a HybridBlock; returns a hybridized SymbolBlock running the compiled symbol, with
+    the same inputs as `block` (a label input the compiled part does not read included)."""
     if not isinstance(block, mx.gluon.HybridBlock):
         raise NeuronError(f"compile expects a Gluon HybridBlock, got {type(block).__name__}")
     if isinstance(inputs, (list, tuple)) and inputs and not isinstance(inputs[0], int):
@@ -51,4 +52,8 @@ def compile_block(block, inputs=None, **compile_args):
         arr = values[name]
         param.dtype = arr.dtype
         param._load_init(arr, mx.cpu())
+    # Gluon's export saves only the params of a block that has run hybridized (it writes an
+    # empty params file otherwise): run it once, so `block.export(...)` works right away
+    net.hybridize()
+    net(*examples)
     return net

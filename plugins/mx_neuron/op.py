@@ -1,9 +1,12 @@
 """`_neuron_subgraph_op`: the MXNet custom operator each compiled region becomes.
 
-Its inputs are the region's data inputs plus one uint8 parameter holding the NEFF (so the NEFF
-travels in the params file written by `mx.nd.save`, not in the symbol JSON); its small JSON
-`config` attribute names the inputs and outputs with their shapes and dtypes. Registered by
-`import mx_neuron`.
+Its inputs are the region's data inputs, then the data variables the region reads but its NEFF
+does not (`ignored_inputs`: a SoftmaxOutput's label, kept so the compiled symbol takes the
+original's inputs), then one uint8 parameter holding the NEFF (so the NEFF travels in the params
+file written by `mx.nd.save`, not in the symbol JSON); its small JSON `config` attribute names the
+inputs and outputs with their shapes and dtypes. It runs on the NeuronCore its context names:
+`mx.neuron(i)` is `cpu(0)` to MXNet's engine, so binding with it records core i in the bound copy
+of the symbol (context.py), and the operator reads it from there. Registered by `import mx_neuron`.
 """
 from __future__ import annotations
 
@@ -41,6 +44,8 @@ class NeuronSubgraphOp(mx.operator.CustomOp):
         super().__init__()
         self.config = config
         self.name = name
+        self.core = config.get("core")
+        self.used = len(config["inputs"])
 
     def _neff(self, arr) -> np.ndarray:
         return NEFF_BYTES.get(_header_key(arr), arr.asnumpy,
@@ -48,7 +53,8 @@ class NeuronSubgraphOp(mx.operator.CustomOp):
 
     def forward(self, is_train, req, in_data, out_data, aux):
         neff = self._neff(in_data[-1])
-        outs = run_neff(neff, [x.asnumpy() for x in in_data[:-1]], name=self.name)
+        outs = run_neff(neff, [x.asnumpy() for x in in_data[:self.used]], name=self.name,
+                        core=self.core)
         for dst, r, y in zip(out_data, req, outs):
             if r == "null":
                 continue
@@ -73,9 +79,11 @@ class NeuronSubgraphProp(mx.operator.CustomOpProp):
         except json.JSONDecodeError as exc:
             raise NeuronError(f"{OP_TYPE}: malformed config attribute ({exc})") from None
         self.label = f"neuron sub-graph {self.config.get('index', '?')}"
+        self.ignored = self.config.get("ignored_inputs", [])
 
     def list_arguments(self):
-        return [f"in{i}" for i in range(len(self.config["inputs"]))] + ["neff"]
+        return ([f"in{i}" for i in range(len(self.config["inputs"]))]
+                + [f"ignored{i}" for i in range(len(self.ignored))] + ["neff"])
 
     def list_outputs(self):
         return [f"out{i}" for i in range(len(self.config["outputs"]))]
@@ -89,12 +97,15 @@ class NeuronSubgraphProp(mx.operator.CustomOpProp):
                 log.error("%s: input %r has shape %s, compiled for %s; compile again with these "
                           "input shapes", self.label, name, tuple(got), exp)
         outs = [tuple(s) for _, s, _ in self.config["outputs"]]
-        return want + [(self.config["neff_bytes"],)], outs, []
+        ignored = [tuple(got) if got else tuple(s) for (_, s, _), got in
+                   zip(self.ignored, in_shape[len(want):])]
+        return want + ignored + [(self.config["neff_bytes"],)], outs, []
 
     def infer_type(self, in_type):
         ins = [np.dtype(d).type for _, _, d in self.config["inputs"]]
         outs = [np.dtype(d).type for _, _, d in self.config["outputs"]]
-        return ins + [np.uint8], outs, []
+        ignored = [np.dtype(d).type for _, _, d in self.ignored]
+        return ins + ignored + [np.uint8], outs, []
 
     def create_operator(self, ctx, shapes, dtypes):
         return NeuronSubgraphOp(self.config, self.label)

@@ -2,4 +2,5 @@
 from neuron_core.bridge.plugin import Plugin
 
 PLUGIN = Plugin("MXNET", "MXNet", "mx_neuron", prefix="mxnet", extra="mx",
-                usage="import mx_neuron; mx_neuron.compile(sym, args, aux, inputs)")
+                usage="import mx_neuron; mx_neuron.compile(sym, args, aux, inputs)",
+                reader="mx_neuron.reader:read_checkpoint")
