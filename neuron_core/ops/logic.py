@@ -123,7 +123,8 @@ class IsNaN(_FloatTest):
 
 @register_op("IsInf")
 class IsInf(_FloatTest):
-    """Whether each element is +inf (unless detect_positive=0) or -inf (unless detect_negative=0)."""
+    """Whether each element is +inf (unless detect_positive=0) or -inf (unless
+    detect_negative=0)."""
 
     defaults = {"detect_negative": 1, "detect_positive": 1}
 

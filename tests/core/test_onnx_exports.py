@@ -145,7 +145,8 @@ def test_slice_bounds_computed_at_run_time_go_to_the_host_with_a_reason(tmp_path
     model = _model([helper.make_node("Relu", ["x"], ["r"], name="relu"),
                     helper.make_node("Slice", ["r", "zero", "end"], ["s"], name="cut"),
                     helper.make_node("Neg", ["s"], ["y"], name="neg")],
-                   [_f32("x", [6, 4]), helper.make_tensor_value_info("end", TensorProto.INT64, [1])],
+                   [_f32("x", [6, 4]),
+                    helper.make_tensor_value_info("end", TensorProto.INT64, [1])],
                    [_f32("y", ["K", 4])], [zero])
     with pytest.raises(UnsupportedOpError, match=r"input 2 \(%end\) of Slice must be a "
                        "compile-time constant but is computed at run time"):

@@ -65,7 +65,8 @@ def _small(kind: str):
     if kind == "convnext":
         config = transformers.ConvNextConfig(hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1],
                                              image_size=32)
-        return transformers.ConvNextModel(config).eval(), {"pixel_values": torch.randn(1, 3, 32, 32)}
+        return (transformers.ConvNextModel(config).eval(),
+                {"pixel_values": torch.randn(1, 3, 32, 32)})
     raise ValueError(f"unknown model kind {kind!r}")
 
 
