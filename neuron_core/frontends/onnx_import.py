@@ -10,6 +10,7 @@ constants (onnx_host).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -197,8 +198,19 @@ def _convert_node(g: Graph, env: dict, n, model: _ModelFacts, fold: bool) -> Non
         add_folded(g, op_type, inputs, attrs, fold=fold, name=name, outputs=list(n.output),
                    native=n)
     except ShapeInferenceError as exc:
-        raise FrontendError(f"ONNX node {n.name!r}: {exc}") from None
+        raise FrontendError(f"ONNX node {n.name!r}: {exc}{_pin_hint(g)}") from None
     _bind(env, n, [g.values[o] for o in n.output if o in g.values])
+
+
+def _pin_hint(g: Graph) -> str:
+    """What to do when shapes fail to follow from dynamic input dims: pin them."""
+    dynamic = [f"%{v.name}: {v.type}" for v in g.inputs if not v.type.is_static]
+    if not dynamic:
+        return ""
+    example = {"inputs": {v.name: [[d if isinstance(d, int) else 1 for d in v.type.shape],
+                                   str(v.type.dtype)] for v in g.inputs}}
+    return (f"; the model's inputs have dynamic dims ({', '.join(dynamic)}): pin them with "
+            f"io-config, e.g. neuron-cc --io-config '{json.dumps(example)}' (your sizes for the 1s)")
 
 
 def _host_node(g: Graph, env: dict, n, node: tuple, native_inputs: list, model: _ModelFacts,

@@ -75,6 +75,16 @@ def test_export_compiles_whole_and_matches_onnxruntime(tmp_path, kind, exporter,
     assert 0 < rel_err(approx, expected) and cosine(approx, expected) > HARDWARE_COSINE
 
 
+def test_dynamic_export_without_io_config_says_how_to_pin_it(tmp_path, capsys):
+    proto, _, _ = export("bert_mask", "torchscript", dynamic=True)
+    onnx.save(proto, tmp_path / "model.onnx")
+    assert neuron_cc.main(["compile", str(tmp_path / "model.onnx"), "--framework", "ONNX",
+                           "--output", str(tmp_path / "model.neff")]) != 0
+    err = capsys.readouterr().err
+    assert "dynamic dims (%input_ids: i64[batch,sequence]" in err
+    assert """--io-config '{"inputs": {"input_ids": [[1, 1], "int64"], "attention_mask": """ in err
+
+
 def test_transformer_encoder_export_runs_all_on_neuron_with_fallback():
     """The host-fallback path (neuron_core.onnx.compile) takes the TorchScript export whole too:
     its Mod of two constants and the Slices it bounds fold away."""
