@@ -37,8 +37,9 @@ def fold_node(graph: Graph, node) -> bool:
                for o in node.outputs):
             return False
         try:
-            arrays = get_op(node.op_type).run(node.attrs, [None if v is None else v.const
-                                                           for v in node.inputs])
+            with np.errstate(all="ignore"):  # log(0) = -inf and the like: what the model says
+                arrays = get_op(node.op_type).run(node.attrs, [None if v is None else v.const
+                                                               for v in node.inputs])
         except Exception as exc:
             raise CompilerError(f"cannot fold `{format_node(node)}` at compile time: {exc}") from exc
     else:

@@ -5,14 +5,15 @@ import numpy as np
 
 from ..errors import UnsupportedOpError
 from ..ir import Graph
-from ..ops import get_op, has_op, infer_node
+from ..ops import get_op, has_op, infer_node, shape_params_at_run_time
 from .fold import fold_node
 
 
 def infer_types(graph: Graph) -> Graph:
-    """(Re)compute every node's output types from the graph inputs and constants."""
+    """(Re)compute every node's output types from the graph inputs and constants (but for the
+    nodes whose shape parameters are computed at run time: their types are the frontend's)."""
     for node in graph.nodes:
-        if has_op(node.op_type):
+        if has_op(node.op_type) and not shape_params_at_run_time(node.op_type, node.inputs):
             infer_node(node)
     return graph
 

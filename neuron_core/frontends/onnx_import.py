@@ -4,11 +4,13 @@
     graph = from_onnx("model.onnx", io_config={"inputs": {"x": [[1, 3, 224, 224], "float32"]}})
 
 Older opsets are rewritten into the latest form (onnx_upgrade). Shapes come from the op registry;
-ops the registry does not know keep the types ONNX shape inference gives them, so that a report can
-still name them.
+nodes the host must run (ops the registry does not know, shape parameters computed at run time)
+are typed by ONNX shape inference on their inputs' types, and folded when their inputs are all
+constants (onnx_host).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -20,7 +22,8 @@ from onnx import helper, numpy_helper
 from ..compiler.fold import add_folded
 from ..errors import FrontendError, NeuronError, ShapeInferenceError
 from ..ir import Graph, TensorType, format_node, verify
-from ..ops import has_op, infer_node
+from ..ops import has_op, infer_node, shape_params_at_run_time
+from .onnx_host import evaluate, inferred_types, onnx_type
 from .onnx_upgrade import upgrade
 
 log = logging.getLogger("Neuron")
@@ -61,30 +64,6 @@ def _attr(a):
     return value
 
 
-def _onnx_type(type_proto, name: str) -> TensorType | None:
-    if not type_proto.HasField("tensor_type"):
-        return None
-    tt = type_proto.tensor_type
-    if tt.elem_type == 0:
-        return None
-    try:
-        dtype = helper.tensor_dtype_to_np_dtype(tt.elem_type)
-    except Exception:
-        return None
-    if not tt.HasField("shape"):
-        return None
-    dims = []
-    for i, d in enumerate(tt.shape.dim):
-        if d.HasField("dim_value") and d.dim_value >= 0:
-            dims.append(int(d.dim_value))
-        else:
-            dims.append(d.dim_param or f"{name}_d{i}")
-    try:
-        return TensorType(tuple(dims), dtype)
-    except NeuronError:
-        return None
-
-
 def match_name(name: str, table: dict):
     """Look `name` up in `table` allowing TensorFlow-style ':0' suffixes on either side."""
     for key in (name, f"{name}:0", name[:-2] if name.endswith(":0") else None):
@@ -102,19 +81,33 @@ def _io_type(name: str, spec) -> TensorType:
                             f"[[1,3,224,224], \"float32\"], got {spec!r} ({exc})") from None
 
 
+class _ModelFacts:
+    """What converting a node needs to know of the whole model: its opsets, and (computed on
+    first use: inference copies the whole model, weights included) the types ONNX shape
+    inference gives its values."""
+
+    def __init__(self, proto):
+        self.proto = proto
+        self.opsets = list(proto.opset_import)
+        self.opset = next((imp.version for imp in self.opsets if imp.domain in ("", "ai.onnx")),
+                          1)
+        self._types = None
+
+    def whole_model_types(self) -> dict:
+        if self._types is None:
+            self._types = _onnx_inferred_types(self.proto)
+        return self._types
+
+
 def _onnx_inferred_types(proto) -> dict:
-    """Types from ONNX shape inference, for the ops the registry does not know (only computed
-    when there are such ops: inference copies the whole model, weights included)."""
-    if all(has_op(n.op_type) for n in proto.graph.node if n.domain in ("", "ai.onnx")) and \
-            all(n.domain in ("", "ai.onnx") for n in proto.graph.node):
-        return {}
+    """Types from ONNX shape inference of the whole model."""
     try:
         inferred = onnx.shape_inference.infer_shapes(proto)
     except Exception:  # inference is best effort: the registry's own inference comes first
         inferred = proto
     types = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
-        t = _onnx_type(vi.type, vi.name)
+        t = onnx_type(vi.type, vi.name)
         if t is not None:
             types[vi.name] = t
     return types
@@ -142,12 +135,12 @@ def _toposorted(nodes, available: set):
 def from_onnx(model, io_config: dict | None = None, *, fold: bool = True) -> Graph:
     """Convert an ONNX model (path, bytes or ModelProto) to the core IR."""
     proto = load_model(model)
-    opset = next((imp.version for imp in proto.opset_import if imp.domain in ("", "ai.onnx")), 1)
+    facts = _ModelFacts(proto)
+    opset = facts.opset
     if opset < 9:
         log.warning("ONNX opset %d predates the supported opsets (9 to current); ops whose "
                     "semantics changed since may be read wrongly. Convert it with "
                     "onnx.version_converter.convert_version(model, 13)", opset)
-    known_types = _onnx_inferred_types(proto)
     io_inputs = dict((io_config or {}).get("inputs", {}))
 
     g = Graph(proto.graph.name or "main")
@@ -158,7 +151,7 @@ def from_onnx(model, io_config: dict | None = None, *, fold: bool = True) -> Gra
         if vi.name in env:
             continue
         spec = match_name(vi.name, io_inputs)
-        t = _io_type(vi.name, spec) if spec is not None else _onnx_type(vi.type, vi.name)
+        t = _io_type(vi.name, spec) if spec is not None else onnx_type(vi.type, vi.name)
         if t is None:
             raise FrontendError(f"graph input {vi.name!r} has no tensor type; give it in io-config: "
                                 f"{{\"inputs\": {{\"{vi.name}\": [[1, 3, 224, 224], \"float32\"]}}}}")
@@ -169,7 +162,7 @@ def from_onnx(model, io_config: dict | None = None, *, fold: bool = True) -> Gra
                             f"inputs are {[v.name for v in g.inputs]}")
 
     for n in _toposorted(proto.graph.node, set(env)):
-        _convert_node(g, env, n, opset, known_types, fold)
+        _convert_node(g, env, n, facts, fold)
 
     wanted = (io_config or {}).get("outputs")
     out_names = [o.name for o in proto.graph.output]
@@ -185,30 +178,55 @@ def from_onnx(model, io_config: dict | None = None, *, fold: bool = True) -> Gra
     return g
 
 
-def _convert_node(g: Graph, env: dict, n, opset: int, known_types: dict, fold: bool) -> None:
+def _convert_node(g: Graph, env: dict, n, model: _ModelFacts, fold: bool) -> None:
     if n.domain not in ("", "ai.onnx"):
         op_type = f"{n.domain}::{n.op_type}"
     else:
         op_type = n.op_type
     attrs = {a.name: _attr(a) for a in n.attribute}
-    inputs = [env[i] if i else None for i in n.input]
-    op_type, inputs, attrs = upgrade(op_type, attrs, inputs, opset, g)
+    native_inputs = [env[i] if i else None for i in n.input]
+    op_type, inputs, attrs = upgrade(op_type, attrs, list(native_inputs), model.opset, g)
     coerce = attrs.pop("_coerce_2d", False)
     name = n.name or f"{n.op_type.lower()}"
+    if not has_op(op_type) or shape_params_at_run_time(op_type, inputs):
+        return _host_node(g, env, n, (op_type, inputs, attrs, name), native_inputs, model, fold)
     if coerce:
         inputs = _expand_coerce_2d(g, op_type, inputs, attrs, name)
         if inputs is None:  # the expansion produced the node already
             return _bind(env, n, g.nodes[-1].outputs)
-    if not has_op(op_type):  # an op the host runs: its types as the model declares them
-        node = g.add_node(op_type, inputs, attrs, name=name, outputs=list(n.output), native=n)
-        for out in node.outputs:
-            out.type = known_types.get(out.name)
-        return _bind(env, n, [g.values[o] for o in n.output if o in g.values])
     try:
         add_folded(g, op_type, inputs, attrs, fold=fold, name=name, outputs=list(n.output),
                    native=n)
     except ShapeInferenceError as exc:
-        raise FrontendError(f"ONNX node {n.name!r}: {exc}") from None
+        raise FrontendError(f"ONNX node {n.name!r}: {exc}{_pin_hint(g)}") from None
+    _bind(env, n, [g.values[o] for o in n.output if o in g.values])
+
+
+def _pin_hint(g: Graph) -> str:
+    """What to do when shapes fail to follow from dynamic input dims: pin them."""
+    dynamic = [f"%{v.name}: {v.type}" for v in g.inputs if not v.type.is_static]
+    if not dynamic:
+        return ""
+    example = {"inputs": {v.name: [[d if isinstance(d, int) else 1 for d in v.type.shape],
+                                   str(v.type.dtype)] for v in g.inputs}}
+    return (f"; the model's inputs have dynamic dims ({', '.join(dynamic)}): pin them with "
+            f"io-config, e.g. neuron-cc --io-config '{json.dumps(example)}' (your sizes for the 1s)")
+
+
+def _host_node(g: Graph, env: dict, n, node: tuple, native_inputs: list, model: _ModelFacts,
+               fold: bool) -> None:
+    """A node only the host can run: folded when its inputs are all constants, else added with the
+    output types ONNX inference gives it on its inputs' types (the whole model's inference where
+    the node alone tells nothing: ops of other domains)."""
+    op_type, inputs, attrs, name = node
+    types = inferred_types(n, native_inputs, model.opsets)
+    if fold and n.domain in ("", "ai.onnx"):
+        arrays = evaluate(n, native_inputs, model.opsets, types)
+        if arrays is not None:
+            return _bind(env, n, [g.add_const(o, a) for o, a in zip(n.output, arrays)])
+    added = g.add_node(op_type, inputs, attrs, name=name, outputs=list(n.output), native=n)
+    for out in added.outputs:
+        out.type = types.get(out.name) or model.whole_model_types().get(out.name)
     _bind(env, n, [g.values[o] for o in n.output if o in g.values])
 
 

@@ -4,8 +4,8 @@ Op modules in this package are found by name and imported on first use of the re
 """
 from .registry import (CAST, DMA, ENGINES, PE_TRANSPOSE, SCALAR_ENGINE, TENSOR_ENGINE, VECTOR_ENGINE,
                        Cost, Op, Verdict, get_op, has_op, infer_node, instruction_op, op_names,
-                       register_op)
+                       register_op, shape_params_at_run_time)
 
 __all__ = ["CAST", "DMA", "ENGINES", "PE_TRANSPOSE", "SCALAR_ENGINE", "TENSOR_ENGINE", "VECTOR_ENGINE",
            "Cost", "Op", "Verdict", "get_op", "has_op", "infer_node", "instruction_op", "op_names",
-           "register_op"]
+           "register_op", "shape_params_at_run_time"]

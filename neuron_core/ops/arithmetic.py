@@ -70,6 +70,20 @@ class Div(_IndexArith):
         return q + ((q * b != a) & ((a < 0) != (b < 0))).astype(q.dtype)
 
 
+@register_op("Mod")
+class Mod(_IndexArith):
+    """a mod b, broadcast: with the divisor's sign (fmod=0, as Python's %), or with the
+    dividend's, as C's fmod (fmod=1)."""
+
+    defaults = {"fmod": 0}
+    writes_out = False
+    graph_kernel = None   # onnxruntime takes float fmod=0 only from opset 28, above the graphs'
+
+    def reference(self, a, b, fmod=0):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.fmod(a, b) if fmod else np.mod(a, b)
+
+
 @register_op("Pow")
 class Pow(Binary):
     """a ** b, broadcast; the result has the base's dtype whatever the exponent's."""

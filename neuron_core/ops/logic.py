@@ -1,4 +1,4 @@
-"""Comparisons, boolean masks and selection, run on the VectorEngine."""
+"""Comparisons, boolean masks, float tests (IsNaN, IsInf) and selection, run on the VectorEngine."""
 from __future__ import annotations
 
 from typing import ClassVar
@@ -100,3 +100,33 @@ class Or(_Mask):
 
     input_dtypes = (BOOL,)
     fn = np.logical_or
+
+
+class _FloatTest(Unary):
+    """A boolean mask of the float elements that pass a test."""
+
+    graph_kernel = "exact"
+    engine = VECTOR_ENGINE
+    input_dtypes = (FLOATS,)
+
+    def infer(self, node, types):
+        return [TensorType(types[0].shape, "bool")]
+
+
+@register_op("IsNaN")
+class IsNaN(_FloatTest):
+    """Whether each element is NaN (exporters write it into masked attention)."""
+
+    def reference(self, x):
+        return np.isnan(x)
+
+
+@register_op("IsInf")
+class IsInf(_FloatTest):
+    """Whether each element is +inf (unless detect_positive=0) or -inf (unless
+    detect_negative=0)."""
+
+    defaults = {"detect_negative": 1, "detect_positive": 1}
+
+    def reference(self, x, detect_negative=1, detect_positive=1):
+        return (np.isposinf(x) & bool(detect_positive)) | (np.isneginf(x) & bool(detect_negative))

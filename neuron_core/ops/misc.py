@@ -1,4 +1,4 @@
-"""Ops that compute nothing: dtype conversion, identity moves, shapes and constants."""
+"""Ops that compute nothing: dtype conversion, identity moves, shapes and constants (Range)."""
 from __future__ import annotations
 
 import numpy as np
@@ -156,3 +156,26 @@ class ConstantOfShape(_Move):
     def reference(self, shape, value):
         value = np.asarray(value)
         return np.full(tuple(int(d) for d in shape), value.reshape(-1)[0], dtype=value.dtype)
+
+
+@register_op("Range")
+class Range(_Move):
+    """start, start + delta, ... up to (not including) limit, from three constant scalars."""
+
+    static_inputs = (0, 1, 2)
+
+    def infer(self, node, types):
+        start, limit, delta = (const_value(node, i) for i in range(3))
+        return [TensorType((_range_length(start, limit, delta),), types[0].dtype)]
+
+    def reference(self, start, limit, delta):
+        n = _range_length(start, limit, delta)
+        start, delta = np.ravel(start)[0], np.ravel(delta)[0]
+        return (start + np.arange(n, dtype=np.asarray(delta).dtype) * delta).astype(start.dtype)
+
+
+def _range_length(start, limit, delta) -> int:
+    start, limit, delta = (np.ravel(v)[0] for v in (start, limit, delta))
+    if delta == 0:
+        raise ValueError("Range delta is 0")
+    return max(int(np.ceil((limit - start) / delta)), 0)

@@ -356,6 +356,14 @@ def infer_node(node: Node) -> None:
         v.type = t
 
 
+def shape_params_at_run_time(op_type: str, inputs: list) -> bool:
+    """Whether a registered op's shape-parameter inputs (`static_inputs`) include a value computed
+    at run time: then its output shape is not known at compile time, only the host can run it,
+    and its output types are the frontend's (the partitioner's verdict names the input)."""
+    return any(i < len(inputs) and inputs[i] is not None and not inputs[i].is_const
+               for i in get_op(op_type).static_inputs)
+
+
 def const_value(node: Node, i: int, default=None):
     """The constant array at input `i`, or `default` when the input is absent."""
     v = node.input(i)
@@ -376,4 +384,5 @@ def to_f32(x: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["Op", "Verdict", "Cost", "CAST", "ENGINES", "instruction_op", "FLOATS", "INDEX", "register_op", "get_op", "has_op",
-           "op_names", "infer_node", "const_value", "io_bytes", "dtypes"]
+           "op_names", "infer_node", "const_value", "shape_params_at_run_time", "io_bytes",
+           "dtypes"]

@@ -1,5 +1,5 @@
 """Tensor ops that cut, join, pad and index data: Concat, Split, Slice, Pad, Gather, GatherElements,
-DepthToSpace, SpaceToDepth."""
+GatherND, DepthToSpace, SpaceToDepth."""
 from __future__ import annotations
 
 import numpy as np
@@ -205,6 +205,34 @@ class GatherElements(_Indexing):
                           for i, n in enumerate(indices.shape))]
         indices = np.where(indices < 0, indices + data.shape[axis], indices)
         return np.take_along_axis(data, indices, axis=axis)
+
+
+@register_op("GatherND")
+class GatherND(Movement):
+    """Slices of data picked by index tuples along the last dim of `indices`, after the first
+    `batch_dims` dims that data and indices share."""
+
+    defaults = {"batch_dims": 0}
+    input_dtypes = (DATA, ("int64",))
+    timing = "gather"
+
+    def infer(self, node, types):
+        data, idx = types[0].shape, types[1].shape
+        b = self.attrs(node)["batch_dims"]
+        k = static_dim(idx[-1], "the index depth of GatherND") if idx else 0
+        if not idx or b + k > len(data) or data[:b] != idx[:b]:
+            raise ValueError(f"GatherND indices {list(idx)} with batch_dims={b} do not index data "
+                             f"{list(data)}")
+        return [TensorType(data[:b] + idx[b:-1] + data[b + k:], types[0].dtype)]
+
+    def reference(self, data, indices, batch_dims=0):
+        b = batch_dims
+        batch = data.shape[:b]
+        rows = data.reshape((-1,) + data.shape[b:])
+        picks = indices.reshape((len(rows), -1, indices.shape[-1]))
+        picks = np.where(picks < 0, picks + np.asarray(data.shape[b:b + picks.shape[-1]]), picks)
+        out = np.stack([row[tuple(p.T)] for row, p in zip(rows, picks)])
+        return out.reshape(batch + indices.shape[b:-1] + data.shape[b + indices.shape[-1]:])
 
 
 @register_op("DepthToSpace")

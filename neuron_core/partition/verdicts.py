@@ -5,7 +5,7 @@ non-tensor, too-small, cost-rejected, not-dominant (the last three are given to 
 """
 from __future__ import annotations
 
-from ..ops import get_op, has_op
+from ..ops import get_op, has_op, shape_params_at_run_time
 from ..ops.registry import Verdict, is_control_flow
 from .options import PartitionOptions
 
@@ -43,6 +43,8 @@ def node_verdict(node, options: PartitionOptions | None = None) -> Verdict:
     if not has_op(node.op_type):
         return Verdict.no("unsupported-op", node.attrs.get("reason")
                           or f"op type {node.op_type!r} has no Neuron lowering")
+    if shape_params_at_run_time(node.op_type, node.inputs):
+        return get_op(node.op_type).check(node)  # the cause of its dynamic shape comes first
     reason = _dynamic_non_batch(node)
     if reason:
         return Verdict.no("dynamic-shape", reason)
