@@ -139,6 +139,9 @@ class TracedModel(tf.Module):
         self.__call__ = tf.function(
             functools.partial(_structured, self.aws_neuron_function, tuple(names)),
             input_signature=signature, autograph=False)
+        # what tf.saved_model.save(traced, path) exports as serving_default (the FAQ's
+        # TensorFlow Serving route; .save names it explicitly)
+        self._default_save_signature = self._serve.get_concrete_function(**specs)
         self.on_neuron_ratio = compiled.plan.on_neuron_ratio
         self._report = compiled.plan.report
 
@@ -156,8 +159,8 @@ class TracedModel(tf.Module):
         """Write a SavedModel (serving_default signature included). Keras' save options
         (overwrite=..., save_format=...) are accepted and have no effect."""
         del args, kwargs
-        signature = self._serve.get_concrete_function(**self._specs)
-        tf.saved_model.save(self, str(path), signatures={"serving_default": signature})
+        tf.saved_model.save(self, str(path),
+                            signatures={"serving_default": self._default_save_signature})
 
 
 def io_json(compiled) -> str:
