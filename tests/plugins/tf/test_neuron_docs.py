@@ -161,6 +161,7 @@ def test_doc_keras_resnet50_pb2sm_compile_and_loadtest(tmp_path, monkeypatch):
                    compiler_args = compiler_args)
     perc_on_inf = rslts['OnNeuronRatio'] * 100
     assert perc_on_inf >= 50
+    assert os.path.isfile(os.path.join(workdir, "serving_default", "report.json"))
     shutil.make_archive('./' + compiled_saved_model_dir, 'zip', './', compiled_saved_model_dir)
     assert os.path.isfile(compiled_saved_model_dir + ".zip")
 
@@ -270,6 +271,24 @@ def test_doc_tf2_faq_compile_and_deploy(tmp_path, monkeypatch):
     served = tf.saved_model.load('./model_neuron_dir/1').signatures["serving_default"]
     got = served(input_0=tf.constant(example_inputs))
     assert cosine(next(iter(got.values())), want[key]) >= 0.99
+
+
+def test_doc_tensorflow_serving_tutorial(tmp_path, monkeypatch):
+    """tensorflow_serving_tutorial.rst: trace, then tf.keras.models.save_model into a version
+    directory that TensorFlow Serving reads (its serving_default signature)."""
+    monkeypatch.chdir(tmp_path)
+    # here: no tf.keras.backend.set_learning_phase in Keras 3 (inference is the default)
+    tf.keras.backend.set_image_data_format('channels_last')
+    image_sizes = [32, 32]                       # here: 32 for 224
+    model = small_cnn()                          # here: for ResNet50(weights='imagenet')
+    example_inputs = tf.random.uniform([1, *image_sizes, 3], dtype=tf.float32)
+    model(example_inputs)   # here: the docs' "model_neuron(example_inputs)" names the model
+    # before it exists
+    model_neuron = tfn.trace(model, example_inputs)
+    tf.keras.models.save_model(model_neuron, './resnet50_inf1/1')
+    served = tf.saved_model.load('./resnet50_inf1/1').signatures["serving_default"]
+    got = served(input_0=example_inputs)
+    assert log_cosine(next(iter(got.values())), model(example_inputs)) >= 0.99
 
 
 def test_doc_auto_multicore(tmp_path, monkeypatch, fresh_runtime):
