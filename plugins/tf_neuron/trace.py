@@ -73,7 +73,8 @@ def _by_position(fn, names: tuple, *args):
     return fn(**dict(zip(names, args)))
 
 
-def _structured(fn, names: tuple, *args):
+def _flattened(fn, *args):
+    """`fn` of the flat inputs, called with the traced structure (tf.nest order)."""
     return fn(*tf.nest.flatten(args))
 
 
@@ -116,6 +117,7 @@ class TracedModel(tf.Module):
         self.neuron_info = compiled.info
         self._compiled = compiled
         self._names = list(names)
+        specs = compiled.specs   # the batch dimension is None with dynamic_batch_size=True
         self._specs = specs
         self._form = _form(example_inputs)
         self._serve = compiled.function
@@ -137,7 +139,7 @@ class TracedModel(tf.Module):
         signature = tf.nest.pack_sequence_as(example_inputs, flat)
         signature = list(signature) if self._form == "tuple" else [signature]
         self.__call__ = tf.function(
-            functools.partial(_structured, self.aws_neuron_function, tuple(names)),
+            functools.partial(_flattened, self.aws_neuron_function),
             input_signature=signature, autograph=False)
         # what tf.saved_model.save(traced, path) exports as serving_default (the FAQ's
         # TensorFlow Serving route; .save names it explicitly)

@@ -427,6 +427,18 @@ def test_trace_example_input_forms():
         tfn.trace(_two_input_fn, [])
 
 
+def test_trace_dynamic_batch_size_takes_any_batch(tmp_path):
+    x = np.random.default_rng(2).standard_normal((2, 3)).astype(np.float32)
+    w = np.random.default_rng(3).standard_normal((3, 4)).astype(np.float32)
+    traced = tfn.trace(lambda v: _two_input_fn(v, w), x, dynamic_batch_size=True,
+                       minimum_segment_size=1)
+    big = np.concatenate([x, x, x[:1]])
+    assert cosine(traced(big), _two_input_fn(big, w)) >= 0.99
+    traced.save(tmp_path / "dyn")
+    assert cosine(tf.keras.models.load_model(str(tmp_path / "dyn"))(big),
+                  _two_input_fn(big, w)) >= 0.99
+
+
 def _cumsum_fn(x):
     return tf.math.cumsum(tf.nn.relu(x * 2.0 + 1.0), axis=1) + 1.0
 
