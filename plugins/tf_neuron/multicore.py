@@ -20,6 +20,7 @@ import json
 import tensorflow as tf
 
 from neuron_core.errors import BadInputError, NeuronError
+from neuron_core.neff import read_neff
 from neuron_core.runtime.device import get_device_manager
 
 from .capture import Captured
@@ -102,6 +103,18 @@ def _cores(num_cores) -> list:
     return visible[:num_cores]
 
 
+def _check_pipeline(neffs: dict) -> None:
+    """The Neuron SDK replicates only models compiled for one NeuronCore each
+    (--neuroncore-pipeline-cores 1)."""
+    for name, var in neffs.items():
+        options = read_neff(var.numpy(), defer_weights=True).metadata.get("options") or {}
+        pipeline = int(options.get("neuroncore_pipeline_cores", 1) or 1)
+        if pipeline > 1:
+            raise NeuronError(f"auto_multicore replicates models compiled for one NeuronCore; "
+                              f"{name} was compiled with --neuroncore-pipeline-cores {pipeline}. "
+                              "Trace it again without that option to replicate it")
+
+
 def _round_robin(replicas: list, counter, names: tuple, *flat):
     turn = tf.math.floormod(counter.assign_add(1) - 1, len(replicas))
     kwargs = dict(zip(names, flat))
@@ -128,6 +141,7 @@ class MulticoreModel(tf.Module):
     def __init__(self, model, cores: list):
         super().__init__(name="neuron_multicore")
         gd, cap, outputs, specs, neffs, structure, names = _parts(model)
+        _check_pipeline(neffs)
         source = getattr(model, "_loaded", model)
         self.neuron_check = source.neuron_check
         self.neffs = list(neffs.values())

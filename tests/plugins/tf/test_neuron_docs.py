@@ -519,6 +519,10 @@ def test_auto_multicore_errors(fresh_runtime):
         tfn.auto_multicore(keras.Sequential([keras.Input((4,)), L.Dense(2)]), x, num_cores=2)
     with pytest.raises(BadInputError, match="example_inputs do not fit"):
         tfn.auto_multicore(traced, np.ones((3, 7), np.float32), num_cores=2)
+    piped = tfn.trace(lambda v: tf.nn.relu(v * 2.0) + 1.0, x,
+                      compiler_args=["--neuroncore-pipeline-cores", "2"])
+    with pytest.raises(NeuronError, match="compiled with --neuroncore-pipeline-cores 2"):
+        tfn.auto_multicore(piped, x, num_cores=2)
 
 
 # -- neuron-cc compile --framework TENSORFLOW -----------------------------------------------------
