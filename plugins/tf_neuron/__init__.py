@@ -9,7 +9,9 @@ NeuronCore; the compiled regions become NeuronOps, the rest stays TensorFlow.
     print(tf_neuron.estimate("model_neuron").format())             # latency, throughput on Inf1
 
 Importing it registers the NeuronOp runner (a compiled SavedModel needs it in every process that
-loads it) and makes `tf.neuron` available. Import it before tensorflow/numpy where you can: the
+loads it) and makes `tf.neuron` available (and `tf.contrib.predictor`, which TF1 scripts load
+compiled models with); `tf.keras.models.save_model` / `load_model` then write and read traced
+models (keras_io.py). Import it before tensorflow/numpy where you can: the
 simulator's speed depends on the BLAS kernel numpy picks when it loads.
 """
 from __future__ import annotations
@@ -27,12 +29,15 @@ from .convert import TABLE
 from .estimate import estimate
 from .plugin import PLUGIN
 from .trace import TracedModel, analyze_model, trace
+from .multicore import auto_multicore
+from . import keras_io
 
 _op.register()
 _logs.install()   # INFO:Neuron: lines on stderr until the application configures logging
+keras_io.install()
 
-__all__ = ["saved_model", "predictor", "trace", "analyze_model", "estimate", "TracedModel",
-           "supported_operators", "PLUGIN"]
+__all__ = ["saved_model", "predictor", "trace", "analyze_model", "auto_multicore", "estimate",
+           "TracedModel", "supported_operators", "PLUGIN"]
 
 
 def supported_operators() -> list:
@@ -41,5 +46,9 @@ def supported_operators() -> list:
 
 
 tf.neuron = types.SimpleNamespace(saved_model=saved_model, predictor=predictor, trace=trace,
-                                  analyze_model=analyze_model, estimate=estimate,
-                                  supported_operators=supported_operators)
+                                  analyze_model=analyze_model, auto_multicore=auto_multicore,
+                                  estimate=estimate, supported_operators=supported_operators)
+if not hasattr(tf, "contrib"):
+    # TF1 scripts of the Neuron SDK load compiled models with tf.contrib.predictor, which
+    # TensorFlow 2 no longer has
+    tf.contrib = types.SimpleNamespace(predictor=predictor)

@@ -153,22 +153,26 @@ def to_core(cap: Captured, name: str = "tf_graph") -> TFConverter:
     return cv
 
 
-def log_counts(cap: Captured, cv: TFConverter, plan) -> int:
-    """Log the TF op totals the Neuron SDK prints; returns how many ops run on Neuron."""
+def log_counts(cap: Captured, cv: TFConverter, plan) -> dict:
+    """Log the TF op totals tensorflow-neuron prints (same wording): the operations of the
+    frozen graph, those left after conversion (constant folding removes shape arithmetic and
+    the like) and those of them placed on Neuron. Returns the three counts."""
     placed = {r["name"]: r["placement"] for r in plan.report.nodes}
-    host = set()
+    kept, host = set(), set()
     for node in plan.graph.nodes:
         native = cv.native_names.get(id(node))
-        if native and placed.get(node.name) != "neuron":
-            host.add(native[0])
+        if native:
+            kept.add(native[0])
+            if placed.get(node.name) != "neuron":
+                host.add(native[0])
     counted = [n for n in cap.graph_def.node if n.op not in STRUCTURAL]
-    on = sum(1 for n in counted if n.name not in host)
+    after = [n for n in counted if n.name in kept]
+    on = sum(1 for n in after if n.name not in host)
     log.info("Number of operations in TensorFlow session: %d", len(counted))
+    log.info("Number of operations after tf.neuron optimizations: %d", len(after))
     log.info("Number of operations placed on Neuron runtime: %d", on)
-    off = Counter(n.op for n in counted if n.name in host)
+    off = Counter(n.op for n in after if n.name in host)
     if off:
         log.info("Operations left on TensorFlow: %s",
                  ", ".join(f"{op}: {k}" for op, k in off.most_common()))
-    return on
-
-
+    return {"session": len(counted), "optimized": len(after), "neuron": on}

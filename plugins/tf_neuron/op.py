@@ -56,7 +56,9 @@ def run(args: list) -> list:
         return [np.int32(FORMAT)]
     neff = _neff(config, args[-2])
     inputs = [a.numpy() for a in args[:-2]]
-    return run_neff(neff, inputs, dynamic_batch=config["dynamic_batch"], name=config["name"])
+    # "core" is set only in the functions of tfn.auto_multicore (one per NeuronCore)
+    return run_neff(neff, inputs, dynamic_batch=config["dynamic_batch"], name=config["name"],
+                    core=config.get("core"))
 
 
 class _Callback(script_ops.EagerFunc):

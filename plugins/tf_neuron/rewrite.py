@@ -2,6 +2,8 @@
 tf.function that runs it. Native nodes no output needs (the regions' insides) are dropped."""
 from __future__ import annotations
 
+import json
+
 import tensorflow as tf
 
 from .capture import Captured
@@ -99,17 +101,22 @@ def neff_variables(plan) -> dict:
             for c in plan.calls}
 
 
-def make_function(gd, cap: Captured, outputs: list, specs: dict, neffs: dict, structure=None):
+def make_function(gd, cap: Captured, outputs: list, specs: dict, neffs: dict, structure=None,
+                  core: int | None = None):
     """A tf.function with `specs` (argument name -> TensorSpec) that runs the rewritten graph,
-    reading each NeuronOp's NEFF from `neffs` (see `neff_variables`)."""
+    reading each NeuronOp's NEFF from `neffs` (see `neff_variables`). With `core`, every NeuronOp
+    of the function runs on that NeuronCore (TensorFlow runs the ops on threads of its own, which
+    a caller's `on_core` binding does not reach, so the core travels in the op's config)."""
     feeds = {tensor: name for name, tensor, _, _ in cap.inputs}
     order = [name for name, _, _, _ in cap.inputs]
     present = {n.name for n in gd.node}
+    configs = {} if core is None else _configs_on_core(gd, core)
 
     def body(**kwargs):
         input_map = {tensor: kwargs[name] for tensor, name in feeds.items()}
         input_map.update({f"{op}/executable:0": var.read_value() for op, var in neffs.items()
                           if op in present})
+        input_map.update({tensor: tf.constant(text) for tensor, text in configs.items()})
         results = tf.graph_util.import_graph_def(gd, input_map=input_map,
                                                  return_elements=list(outputs), name="neuron")
         if structure is not None:
@@ -118,3 +125,15 @@ def make_function(gd, cap: Captured, outputs: list, specs: dict, neffs: dict, st
 
     fn = tf.function(body, input_signature=None, autograph=False)
     return fn.get_concrete_function(**{n: specs[n] for n in order}), fn
+
+
+def _configs_on_core(gd, core: int) -> dict:
+    """NeuronOp config tensor name -> its JSON with "core" set, for every NeuronOp of `gd`."""
+    out = {}
+    for node in gd.node:
+        if node.op == "Const" and node.name.startswith(OP_PREFIX) and \
+                node.name.endswith("/config"):
+            config = json.loads(tf.make_ndarray(node.attr["value"].tensor).item())
+            config["core"] = int(core)
+            out[f"{node.name}:0"] = json.dumps(config)
+    return out

@@ -2,23 +2,27 @@
 the (simulated) NeuronCore out, with every serving signature kept."""
 from __future__ import annotations
 
+import keyword
 import logging
 import os
+import re
 import shutil
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from neuron_core.bridge import compile_plan
 from neuron_core.errors import NeuronError
 
-from .capture import freeze, log_counts, static_specs, to_core
+from .capture import Captured, freeze, log_counts, static_specs, to_core
 from .estimate import NeuronInfo, example_feed, measure_host, summary
 from .op import OP_PREFIX, NeuronCheck
 from .rewrite import make_function, neff_variables, rewrite
 
-__all__ = ["compile", "compile_function"]
+__all__ = ["compile", "compile_function", "CompiledFunction"]
 
 log = logging.getLogger("Neuron")
 LOW_RATIO = 0.3
@@ -48,17 +52,57 @@ def _identity(fn) -> tuple:
     return (calls, repr(fn.structured_input_signature), repr(fn.structured_outputs))
 
 
+@dataclass
+class CompiledFunction:
+    """One compiled function and what it is made of (keep the NEFF variables and the info alive,
+    tracked, with the function)."""
+
+    concrete: object        # the compiled concrete function (a signature)
+    function: object        # the tf.function it comes from
+    plan: object            # the compile plan (partition report, NeuronCalls)
+    neffs: dict             # NeuronOp name -> NEFF tf.Variable
+    info: NeuronInfo        # what tf_neuron.estimate reads
+    graph_def: object       # the rewritten GraphDef the function runs
+    captured: Captured      # how the arguments and results map onto its tensors
+    outputs: list           # the output tensor names in `graph_def`
+    specs: dict             # argument name -> TensorSpec the function takes
+
+    def on_core(self, core: int):
+        """The same computation with every NeuronOp bound to NeuronCore `core` (a tf.function
+        over the same NEFF variables)."""
+        return make_function(self.graph_def, self.captured, self.outputs, self.specs, self.neffs,
+                             self.captured.output_structure, core=core)[1]
+
+
+def node_def_builder(subgraph_builder_function):
+    """The Neuron SDK calls subgraph_builder_function with a TensorFlow NodeDef (`node.op`,
+    `node.name`, `node.attr`); the partitioner hands over the native tf.Operation, so give it
+    its NodeDef. Nodes the conversion added (no TensorFlow node of their own) follow their
+    neighbours."""
+    if subgraph_builder_function is None:
+        return None
+    if not callable(subgraph_builder_function):
+        raise NeuronError(f"subgraph_builder_function must be a callable NodeDef -> bool, got "
+                          f"{type(subgraph_builder_function).__name__}")
+
+    def on_node_def(native) -> bool:
+        node_def = getattr(native, "node_def", None)
+        return True if node_def is None else bool(subgraph_builder_function(node_def))
+    return on_node_def
+
+
 def compile_function(fn, specs: dict, *, structure_keys=None, dynamic_batch_size=False,
-                     compiler_args=None, workdir=None, where="model", name=None, **partition):
-    """Compile one concrete function at static `specs`; returns (compiled concrete fn, tf.function,
-    plan, NEFF variables, NeuronInfo) -- keep the variables and the info alive (tracked) with the
-    function, and measure its host work with `measure_host`. `name` (default: `where`) names the
-    model in its estimates."""
+                     compiler_args=None, workdir=None, where="model", name=None,
+                     subgraph_builder_function=None, **partition) -> CompiledFunction:
+    """Compile one concrete function at static `specs` (measure its host work afterwards with
+    `measure_host`). `name` (default: `where`) names the model in its estimates."""
     wrapper = tf.function(lambda **kw: fn(**kw), autograph=False)
     concrete = wrapper.get_concrete_function(**specs)
     cap = freeze(concrete, sorted(specs), structure_keys)
     cv = to_core(cap, name=where)
-    plan = compile_plan(cv, compiler_args=compiler_args, workdir=workdir, **partition)
+    plan = compile_plan(cv, compiler_args=compiler_args, workdir=workdir,
+                        subgraph_builder_function=node_def_builder(subgraph_builder_function),
+                        **partition)
     log_counts(cap, cv, plan)
     gd, outputs = rewrite(cap, plan, dynamic_batch_size)
     run_specs = dict(specs)
@@ -69,7 +113,67 @@ def compile_function(fn, specs: dict, *, structure_keys=None, dynamic_batch_size
     compiled, tf_fn = make_function(gd, cap, outputs, run_specs, neffs, cap.output_structure)
     order = sorted(plan.calls, key=lambda c: c.index)
     info = NeuronInfo([neffs[f"{OP_PREFIX}{c.index}"] for c in order], name or where)
-    return compiled, tf_fn, plan, neffs, info
+    return CompiledFunction(compiled, tf_fn, plan, neffs, info, gd, cap, outputs, run_specs)
+
+
+def argument_names(specs: dict) -> dict:
+    """input name -> a valid Python identifier for it. TF1 SavedModels often key their inputs by
+    tensor name ('input_1:0'), which tf.function cannot take as an argument name."""
+    out, used = {}, set()
+    for name in specs:
+        safe = re.sub(r"\W", "_", name)
+        if not safe.isidentifier() or keyword.iskeyword(safe):
+            safe = f"input_{safe}"
+        while safe in used:
+            safe += "_"
+        used.add(safe)
+        out[name] = safe
+    return out
+
+
+def _by_source_names(fn, safe: dict):
+    """`fn` called with the argument names of `safe` (valid identifiers) -> `fn` called with
+    its own input names."""
+    back = {v: k for k, v in safe.items()}
+
+    def call(**kwargs):
+        return fn(**{back[k]: v for k, v in kwargs.items()})
+    return call
+
+
+def restore_input_names(model_dir: Path, renames: dict) -> None:
+    """Give the signatures written in `model_dir` their source's input names back
+    (identifier -> original name, e.g. 'input_1_0' -> 'input_1:0'): in the SignatureDefs (what
+    TensorFlow Serving and TF1 loaders read) and in the saved signature functions' argument
+    keywords and input structure (what `tf.saved_model.load` rebuilds them from), as a TF1
+    SavedModel has them. tf.saved_model.save itself refuses such names."""
+    path = model_dir / "saved_model.pb"
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString(path.read_bytes())
+    for meta in proto.meta_graphs:
+        for sig in meta.signature_def.values():
+            for safe, name in renames.items():
+                if safe in sig.inputs:
+                    sig.inputs[name].CopyFrom(sig.inputs[safe])
+                    del sig.inputs[safe]
+        graph = meta.object_graph_def
+        wrappers = set()
+        for node in graph.nodes:
+            if node.WhichOneof("kind") == "bare_concrete_function":
+                bare = node.bare_concrete_function
+                keywords = [renames.get(k, k) for k in bare.argument_keywords]
+                if keywords != list(bare.argument_keywords):
+                    del bare.argument_keywords[:]
+                    bare.argument_keywords.extend(keywords)
+                    wrappers.add(bare.concrete_function_name)
+        for name in wrappers:
+            structure = graph.concrete_functions[name].canonicalized_input_signature
+            fields = structure.tuple_value.values[1].dict_value.fields
+            for safe, original in renames.items():
+                if safe in fields:
+                    fields[original].CopyFrom(fields[safe])
+                    del fields[safe]
+    path.write_bytes(proto.SerializeToString())
 
 
 def _measure(module, key: str, compiled, feed: dict, dst: Path, feed_given: bool) -> None:
@@ -91,7 +195,7 @@ def compile(model_dir, new_model_dir, batch_size=1, model_shape_feed_dict=None, 
             model_feed_dict=None, tags=None, signature_def_key=None, minimum_segment_size=2,
             no_fuse_ops=None, force_fuse_ops=None, compiler_args=None, dynamic_batch_size=False,
             subgraph_builder_function=None, *, overwrite=False, compiler_workdir=None,
-            cost_aware=True):
+            cost_aware=True, fallback=True):
     """Compile a TF2 SavedModel for the NeuronCore into a new SavedModel.
 
     Every serving signature is kept (or only `signature_def_key`). Each is frozen at static shapes
@@ -115,10 +219,13 @@ def compile(model_dir, new_model_dir, batch_size=1, model_shape_feed_dict=None, 
         force_fuse_ops: TF node names or op types placed on Neuron whatever their size.
         compiler_args: neuron-cc options, e.g. ["--fast-math", "none"].
         dynamic_batch_size: let the batch dimension vary at run time (chunks of `batch_size`).
-        subgraph_builder_function: called with each tf.Operation; False keeps it on TensorFlow.
+        subgraph_builder_function: called with each operation's NodeDef; False keeps it on
+            TensorFlow.
         overwrite: replace an existing `new_model_dir`.
         compiler_workdir: if given, each region's IR, NEFF and the report are written there.
         cost_aware: drop regions whose input/output transfers cost more than they save.
+        fallback: False raises UnsupportedOpError listing every operation that cannot run on
+            Neuron, instead of leaving them on TensorFlow.
 
     Returns:
         {"OnNeuronRatio": r}: the fraction of the model's operations placed on Neuron (the lowest
@@ -157,7 +264,7 @@ def compile(model_dir, new_model_dir, batch_size=1, model_shape_feed_dict=None, 
     module = tf.Module()
     module.neuron_check = NeuronCheck()
     module.neuron_info = {}   # signature key -> NeuronInfo, for tf_neuron.estimate
-    out_signatures, ratios, done = {}, [], {}
+    out_signatures, ratios, done, renames = {}, [], {}, {}
     for key, fn in signatures.items():
         same = done.get(_identity(fn))
         if same is not None:   # another key for the same function (Keras: serve, serving_default)
@@ -166,25 +273,33 @@ def compile(model_dir, new_model_dir, batch_size=1, model_shape_feed_dict=None, 
             continue
         specs = static_specs(fn.structured_input_signature[1], batch_size, shape_feed,
                              f"signature {key!r}")
+        safe = argument_names(specs)
         workdir = os.path.join(compiler_workdir, key) if compiler_workdir else None
-        compiled, tf_fn, plan, neffs, info = compile_function(
-            fn, specs, dynamic_batch_size=dynamic_batch_size, compiler_args=compiler_args,
+        done_fn = compile_function(
+            _by_source_names(fn, safe),
+            {safe[k]: tf.TensorSpec(s.shape, s.dtype, name=safe[k]) for k, s in specs.items()},
+            dynamic_batch_size=dynamic_batch_size, compiler_args=compiler_args,
             workdir=workdir, where=key, name=f"{src.name} ({key})",
             minimum_segment_size=minimum_segment_size,
             no_fuse_ops=no_fuse_ops, force_fuse_ops=force_fuse_ops,
-            subgraph_builder_function=subgraph_builder_function, cost_aware=cost_aware)
-        setattr(module, f"signature_{len(out_signatures)}", tf_fn)
-        setattr(module, f"signature_{len(out_signatures)}_neffs", list(neffs.values()))
-        out_signatures[key] = compiled
+            subgraph_builder_function=subgraph_builder_function, cost_aware=cost_aware,
+            fallback=fallback)
+        setattr(module, f"signature_{len(out_signatures)}", done_fn.function)
+        setattr(module, f"signature_{len(out_signatures)}_neffs", list(done_fn.neffs.values()))
+        out_signatures[key] = done_fn.concrete
         done[_identity(fn)] = key
-        ratios.append(plan.on_neuron_ratio)
-        module.neuron_info[key] = info
-        _measure(module, key, compiled, example_feed(specs, model_feed_dict), dst,
+        ratios.append(done_fn.plan.on_neuron_ratio)
+        module.neuron_info[key] = done_fn.info
+        renames.update({v: k for k, v in safe.items() if k != v})
+        feed = example_feed(specs, model_feed_dict)
+        _measure(module, key, done_fn.concrete, {safe[k]: v for k, v in feed.items()}, dst,
                  model_feed_dict is not None)
     ratio = min(ratios)
     if dst.exists():
         shutil.rmtree(dst)
     tf.saved_model.save(module, str(dst), signatures=out_signatures)
+    if renames:
+        restore_input_names(dst, renames)
     if ratio <= LOW_RATIO:
         warnings.warn(f"only {100 * ratio:.1f}% of the operations run on Neuron "
                       f"(OnNeuronRatio={ratio:.3f}); see the log for the ops left on TensorFlow",

@@ -76,7 +76,7 @@ CASES = {
 def test_op_matches_tensorflow(case, monkeypatch):
     fn, shapes = CASES[case]
     xs = [RNG.standard_normal(s).astype(np.float32) for s in shapes]
-    traced = tf_neuron.trace(fn, xs, minimum_segment_size=1)
+    traced = tf_neuron.trace(fn, tuple(xs), minimum_segment_size=1)   # a tuple: positional
     assert traced.on_neuron_ratio == 1.0, str(traced.report)
     monkeypatch.setenv("NEURON_SIM_PRECISION", "fp32")
     want = fn(*[tf.constant(x) for x in xs]).numpy()
@@ -89,10 +89,10 @@ def test_op_unsupported_stays_on_tensorflow(monkeypatch):
         y = tf.nn.relu(tf.nn.conv2d(tf.math.cumsum(y, axis=2), W66, 1, "SAME"))
         return y * 2.0 + 1.0
     x = RNG.standard_normal(IMG).astype(np.float32)
-    info = tf_neuron.analyze_model(fn, [x])
+    info = tf_neuron.analyze_model(fn, x)
     assert info["unsupported_operators"] == {"Cumsum": 1}
     assert "Cumsum" in info["reasons"] and "no Neuron conversion" in info["reasons"]["Cumsum"]
-    traced = tf_neuron.trace(fn, [x], minimum_segment_size=1, cost_aware=False)
+    traced = tf_neuron.trace(fn, x, minimum_segment_size=1, cost_aware=False)
     assert 0.5 < traced.on_neuron_ratio < 1.0
     assert len(traced.report.subgraphs) == 2
     monkeypatch.setenv("NEURON_SIM_PRECISION", "fp32")
@@ -119,22 +119,23 @@ def test_op_image_layout_crosses_region_boundaries(monkeypatch):
     monkeypatch.setenv("NEURON_SIM_PRECISION", "fp32")
     want = fn(tf.constant(x)).numpy()
     for deny in (None, [], ["Conv2D"]):
-        traced = tf_neuron.trace(fn, [x], minimum_segment_size=1, cost_aware=False,
+        traced = tf_neuron.trace(fn, x, minimum_segment_size=1, cost_aware=False,
                                  no_fuse_ops=deny)
         assert len(traced.report.subgraphs) >= 2
         # values reach ~1e3 after four unnormalised convs: compare relative to that scale
         np.testing.assert_allclose(traced(x).numpy(), want, rtol=1e-4, atol=1e-4 * abs(want).max())
 
 
-def test_op_subgraph_builder_function_sees_tf_operations(monkeypatch):
+def test_op_subgraph_builder_function_sees_node_defs(monkeypatch):
     seen = set()
 
-    def builder(op):
-        seen.add(op.type)
-        return op.type != "Relu6"
+    def builder(node):   # a NodeDef, as the Neuron SDK documents
+        assert isinstance(node, tf.compat.v1.NodeDef)
+        seen.add(node.op)
+        return node.op != "Relu6"
     fn, shapes = CASES["bias_relu6_leaky"]
     x = RNG.standard_normal(IMG).astype(np.float32)
-    traced = tf_neuron.trace(fn, [x], builder, minimum_segment_size=1, cost_aware=False)
+    traced = tf_neuron.trace(fn, x, builder, minimum_segment_size=1, cost_aware=False)
     assert {"BiasAdd", "Relu6", "LeakyRelu"} <= seen
     rows = {r["name"]: r for r in traced.report.nodes}
     assert any("subgraph_builder_function" in r["reason"] for r in rows.values())
@@ -149,7 +150,7 @@ def test_op_neuron_node_carries_neff_and_config():
 
     from tf_neuron.op import TOKEN
     fn, shapes = CASES["conv_same_strided"]
-    traced = tf_neuron.trace(fn, [RNG.standard_normal(IMG).astype(np.float32)])
+    traced = tf_neuron.trace(fn, RNG.standard_normal(IMG).astype(np.float32))
     graph = traced._serve.get_concrete_function(**traced._specs).graph
     node = graph.get_operation_by_name("neuron/neuron_op_0")
     assert node.type == "EagerPyFunc" and node.get_attr("token").decode() == TOKEN
