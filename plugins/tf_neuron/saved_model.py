@@ -15,6 +15,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from neuron_core.bridge import compile_plan
+from neuron_core.compiler.options import env_flags
 from neuron_core.errors import NeuronError
 
 from .capture import Captured, freeze, log_counts, static_specs, to_core
@@ -96,11 +97,13 @@ def compile_function(fn, specs: dict, *, structure_keys=None, dynamic_batch_size
                      subgraph_builder_function=None, **partition) -> CompiledFunction:
     """Compile one concrete function at static `specs` (measure its host work afterwards with
     `measure_host`). `name` (default: `where`) names the model in its estimates."""
+    env = env_flags()     # NEURON_CC_FLAGS: compiler arguments, --workdir, --dynamic-batch-size
+    dynamic_batch_size = bool(dynamic_batch_size) or env.dynamic_batch_size
     wrapper = tf.function(lambda **kw: fn(**kw), autograph=False)
     concrete = wrapper.get_concrete_function(**specs)
     cap = freeze(concrete, sorted(specs), structure_keys)
     cv = to_core(cap, name=where)
-    plan = compile_plan(cv, compiler_args=compiler_args, workdir=workdir,
+    plan = compile_plan(cv, compiler_args=compiler_args, workdir=workdir, env=env,
                         subgraph_builder_function=node_def_builder(subgraph_builder_function),
                         **partition)
     log_counts(cap, cv, plan)

@@ -131,8 +131,7 @@ def test_doc_keras_resnet50_pb2sm_compile_and_loadtest(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     model = small_cnn()
     with open("resnet50_fp16_keras_opt.pb", "wb") as f:
-        f.write(frozen_pb(model).SerializeToString())   # here: fp32 (the default "fast" kernels
-        # reject float16 inputs; NEURON_SIM_KERNELS=instruction runs them)
+        f.write(frozen_pb(model).SerializeToString())   # here: an fp32 model (the doc's is fp16)
 
     def pb_to_saved_model(pb_path, input_names, output_names, model_dir):
         graph_def = tf.compat.v1.GraphDef()             # here: tf.compat.v1 for TF1 names
@@ -570,3 +569,21 @@ def test_neuron_cc_tensorflow_errors(tmp_path, capsys):
     assert _neuron_cc("compile", str(pb), "--framework", "TENSORFLOW", "--io-config", bad,
                       "--output", out) == 1
     assert "'nope:0' is not in the graph" in capsys.readouterr().err
+
+
+def test_doc_neuron_cc_flags_workdir_and_dynamic_batch(tmp_path, monkeypatch):
+    """The tracing API's "Special Flags": NEURON_CC_FLAGS='--workdir ./artifacts' and
+    '--dynamic-batch-size' (the U-Net tutorial's way to serve other batch sizes), with a compiler
+    argument beside them."""
+    monkeypatch.chdir(tmp_path)
+    model = small_cnn()
+    monkeypatch.setenv("NEURON_CC_FLAGS", "--workdir ./artifacts --dynamic-batch-size "
+                                          "--fast-math fp32-cast-matmult")
+    model_neuron = tfn.trace(model, tf.random.uniform([3, 32, 32, 3], seed=3))
+    batch = tf.random.uniform([5, 32, 32, 3], seed=4)     # not the traced batch of 3
+    assert log_cosine(model_neuron(batch).numpy(), model(batch).numpy()) >= 0.99
+    artifacts = tmp_path / "artifacts"
+    assert (artifacts / "report.json").is_file()
+    from neuron_core.neff import read_neff
+    neff = read_neff((artifacts / "neuron_subgraph_0" / "model.neff").read_bytes())
+    assert neff.metadata["options"]["fast_math"] == ["fp32-cast-matmult"]
