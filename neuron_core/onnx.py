@@ -25,7 +25,7 @@ import onnx as _onnx
 from onnx import helper, numpy_helper
 
 from .compiler import parse_compiler_args
-from .errors import BadInputError, FrontendError, NeuronError
+from .errors import BadInputError, FrontendError, NeffFormatError, NeuronError
 from .estimate import estimate_neffs, measure_host_ms, summary_line
 from .frontends.onnx_import import from_onnx, load_model
 from .partition import PartitionReport, Subgraph, partition
@@ -73,15 +73,23 @@ class CompiledModel:
             if run:
                 self.steps.append(("host", _host_session(run, inits, types, opsets, ort), run[:]))
                 run.clear()
-        for node in g.node:
-            if node.domain == DOMAIN and node.op_type == NEURON_OP:
-                flush()
-                neff = helper.get_attribute_value(next(a for a in node.attribute if a.name == "neff"))
-                self.neffs.append(neff)
-                self.steps.append(("neuron", runtime.load(neff, precision=precision), node))
-            else:
-                run.append(node)
-        flush()
+        try:
+            for node in g.node:
+                if node.domain == DOMAIN and node.op_type == NEURON_OP:
+                    flush()
+                    neff = [a for a in node.attribute if a.name == "neff"]
+                    if not neff:
+                        raise NeffFormatError(f"node {node.name!r} ({NEURON_OP}) has no 'neff' "
+                                              "attribute; the file is damaged: compile it again")
+                    neff = helper.get_attribute_value(neff[0])
+                    self.neffs.append(neff)
+                    self.steps.append(("neuron", runtime.load(neff, precision=precision), node))
+                else:
+                    run.append(node)
+            flush()
+        except BaseException:
+            self.unload()       # a failed load gives back what it had loaded
+            raise
 
     @property
     def report(self) -> PartitionReport:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import weakref
 
 import numpy as np
 
@@ -56,7 +57,12 @@ class Model:
             get_device_manager().free(self.allocation)
             raise
         self.loaded = True
-        process_state().model_loaded(self)
+        state = process_state()
+        state.model_loaded(self)
+        # a model dropped without unload() gives its device memory back when it is collected
+        self._release = weakref.finalize(self, _release, get_device_manager(), self.allocation,
+                                         state, id(self))
+        self._release.atexit = False
 
     @property
     def core(self) -> int:
@@ -125,10 +131,9 @@ class Model:
     def unload(self) -> None:
         """Free the device memory this model holds (idempotent)."""
         if self.loaded:
-            get_device_manager().free(self.allocation)
             self.loaded = False
             self._executor = None
-            process_state().model_unloaded(self)
+            self._release()
 
     def timeline(self, active_cores: int | None = None):
         """The timing model's per-engine timeline of one execution (cached; a pure function of
@@ -179,6 +184,13 @@ class Model:
     def __repr__(self) -> str:
         ins = ", ".join(f"{n}: {dtypes.SHORT[d]}{list(s)}" for n, s, d in self.inputs)
         return f"<neuron Model ({ins}) on core {self.core}, precision={self.precision}>"
+
+
+def _release(manager, allocation, state, key: int) -> None:
+    """What unload() and the collection of a loaded model both do: free its device memory and
+    take it out of the process's published state (holds no reference to the model)."""
+    manager.free(allocation)
+    state.model_gone(key)
 
 
 def load(neff, precision: str | None = None, core: int | None = None,

@@ -94,9 +94,10 @@ class ProcessState:
                 "executions": 0, "errors": 0, "device_latency_ms": None}
         self.publish(force=True)
 
-    def model_unloaded(self, model) -> None:
+    def model_gone(self, key: int) -> None:
+        """The model registered under `key` (its id) was unloaded or collected."""
         with self._lock:
-            self._models.pop(id(model), None)
+            self._models.pop(key, None)
             self._purge()
             empty = not self._models
         if empty:
