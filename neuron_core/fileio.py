@@ -81,21 +81,29 @@ def _contains(outer: Path, inner: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
-@contextlib.contextmanager
-def atomic_dir(path, *, keep=()):
-    """Yield a fresh temporary directory beside `path`; when the block succeeds it replaces
-    `path` (an existing one is removed only then). `keep`: paths that must survive, so `path`
-    may neither be one of them, contain one, nor lie inside one."""
-    path = Path(path)
+def check_apart(path, keep=()) -> None:
+    """Refuse `path` if it is, contains or lies inside one of `keep` (paths that must survive
+    replacing `path`)."""
     for other in keep:
-        other = Path(other)
-        if _contains(path, other) or _contains(other, path):
+        if Path(path).resolve() == Path(other).resolve():
+            raise DestinationError(f"refusing to write {str(path)!r}: it is {str(other)!r} itself, "
+                                   "which would be destroyed; choose a directory outside it")
+        if _contains(Path(path), Path(other)) or _contains(Path(other), Path(path)):
             raise DestinationError(f"refusing to write {str(path)!r}: it contains or lies inside "
                                    f"{str(other)!r}, which would be destroyed; choose a directory "
                                    "outside it")
+
+
+@contextlib.contextmanager
+def atomic_dir(path, *, keep=()):
+    """Yield a fresh temporary directory beside `path`; when the block succeeds it replaces
+    `path` (an existing one is removed only then). `keep`: see `check_apart`."""
+    path = Path(path)
+    check_apart(path, keep)
     parent = path.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+    os.chmod(tmp, 0o755)   # mkdtemp makes it private; the result is an ordinary directory
     try:
         yield tmp
         old = None
