@@ -286,8 +286,13 @@ def compile(model, io_config: dict | None = None, *, compiler_args=None,
 
 
 def _is_saved_model(path) -> bool:
-    """Whether `path` parses fully as a model written by `CompiledModel.save`."""
+    """Whether `path` parses fully as a model written by `CompiledModel.save`: ONNX with our
+    format mark, every embedded NEFF readable."""
+    from .neff import read_neff
     proto = load_model(os.fspath(path))
+    for node in proto.graph.node:
+        if node.domain == DOMAIN:
+            read_neff(helper.get_attribute_value(next(a for a in node.attribute if a.name == "neff")))
     return {p.key: p.value for p in proto.metadata_props}.get("neuron.format") == FORMAT
 
 
