@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import onnx as _onnx
@@ -26,6 +25,7 @@ from onnx import helper, numpy_helper
 
 from .compiler import parse_compiler_args
 from .errors import BadInputError, FrontendError, NeffFormatError, NeuronError
+from .fileio import atomic_write, check_destination
 from .estimate import estimate_neffs, measure_host_ms, summary_line
 from .frontends.onnx_import import from_onnx, load_model
 from .partition import PartitionReport, Subgraph, partition
@@ -185,12 +185,12 @@ class CompiledModel:
             self.last_host_ms = measured
         return self.last_host_ms
 
-    def save(self, path) -> None:
-        """Write the compiled model (an ONNX file with embedded NEFFs) to `path`."""
-        path = Path(os.fspath(path))
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(self.proto.SerializeToString())
-        os.replace(tmp, path)
+    def save(self, path, *, overwrite: bool = False) -> None:
+        """Write the compiled model (an ONNX file with embedded NEFFs) to `path`, atomically. An
+        existing file is replaced only if it is a model saved here, or with overwrite=True."""
+        check_destination(path, _is_saved_model, overwrite=overwrite,
+                          what="a compiled model saved by neuron_core.onnx")
+        atomic_write(path, self.proto.SerializeToString())
 
     def unload(self) -> None:
         for kind, engine, _ in self.steps:
@@ -291,6 +291,17 @@ def compile(model, io_config: dict | None = None, *, compiler_args=None,
     log.info(summary_line(compiled.estimate(instance="inf1.xlarge"), "compiled.estimate()",
                           host="onnxruntime"))
     return compiled
+
+
+def _is_saved_model(path) -> bool:
+    """Whether `path` parses fully as a model written by `CompiledModel.save`: ONNX with our
+    format mark, every embedded NEFF readable."""
+    from .neff import read_neff
+    proto = load_model(os.fspath(path))
+    for node in proto.graph.node:
+        if node.domain == DOMAIN:
+            read_neff(helper.get_attribute_value(next(a for a in node.attribute if a.name == "neff")))
+    return {p.key: p.value for p in proto.metadata_props}.get("neuron.format") == FORMAT
 
 
 def load(path, precision: str | None = None) -> CompiledModel:

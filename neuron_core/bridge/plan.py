@@ -13,11 +13,11 @@ import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from ..compiler import compile_graph, parse_compiler_args
 from ..compiler.options import EnvFlags, env_flags, with_env_args
 from ..errors import NeuronError
+from ..fileio import WorkDir
 from ..ir import format_graph
 from ..partition import OPTION_NAMES, PartitionOptions, PartitionReport, partition
 from .convert import Converter
@@ -176,6 +176,7 @@ def compile_plan(cv: Converter, *, compiler_args=None, workdir=None, framework: 
     for line in str(part.report).splitlines():
         log.info(line)
     calls = []
+    work = WorkDir(workdir) if workdir else None
     for sub, sg, compiled in compile_subgraphs(part, copts, framework, f"{framework} subgraph"):
         neff = compiled.to_bytes()
         call = NeuronCall(
@@ -185,27 +186,25 @@ def compile_plan(cv: Converter, *, compiler_args=None, workdir=None, framework: 
             [(v.name, tuple(v.type.shape), v.type.dtype) for v in sg.outputs],
             dict(compiled.metadata.get("op_counts", {})))
         calls.append(call)
-        if workdir:
-            _dump(Path(workdir), sub.index, sg, neff, call)
+        if work:
+            _dump(work, sub.index, sg, neff, call)
     plan = Plan(calls, part.report, graph, time.perf_counter() - started,
                 *native_op_counts(cv, part))
-    if workdir:
-        Path(workdir).mkdir(parents=True, exist_ok=True)
-        (Path(workdir) / "report.json").write_text(part.report.to_json())
-        (Path(workdir) / "partition.dot").write_text(part.report.to_dot())
-        (Path(workdir) / "graph.txt").write_text(format_graph(graph))
+    if work:
+        work.write("report.json", part.report.to_json())
+        work.write("partition.dot", part.report.to_dot())
+        work.write("graph.txt", format_graph(graph))
     log.info("Compiled %d sub-graph(s) for %s in %.2f s; %.1f%% of operations on Neuron",
              len(calls), framework, plan.compile_seconds, 100 * plan.on_neuron_ratio)
     return plan
 
 
-def _dump(root: Path, index: int, sg, neff: bytes, call: NeuronCall) -> None:
-    d = root / f"neuron_subgraph_{index}"
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "graph.txt").write_text(format_graph(sg))
-    (d / "model.neff").write_bytes(neff)
-    (d / "io.json").write_text(json.dumps(call.config(), indent=1))
-    (d / "compile.log").write_text(
-        f"sub-graph {index}: {len(sg.nodes)} ops {call.ops}\n"
-        f"inputs: {call.inputs}\noutputs: {call.outputs}\nNEFF: {len(neff)} bytes\n"
-        f"written by pid {os.getpid()}\n")
+def _dump(work: WorkDir, index: int, sg, neff: bytes, call: NeuronCall) -> None:
+    d = f"neuron_subgraph_{index}/"
+    work.write(d + "graph.txt", format_graph(sg))
+    work.write(d + "model.neff", neff)
+    work.write(d + "io.json", json.dumps(call.config(), indent=1))
+    work.write(d + "compile.log",
+               f"sub-graph {index}: {len(sg.nodes)} ops {call.ops}\n"
+               f"inputs: {call.inputs}\noutputs: {call.outputs}\nNEFF: {len(neff)} bytes\n"
+               f"written by pid {os.getpid()}\n")

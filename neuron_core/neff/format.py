@@ -21,7 +21,6 @@ import math
 import mmap
 import os
 import struct
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -179,28 +178,16 @@ def write_neff(path, metadata: dict, program: dict, weights: dict[str, np.ndarra
         True
     """
     header, chunks = _encode(metadata, program, weights, compiler_version)
-    path = os.fspath(path)
-    try:
-        mode = os.stat(path).st_mode & 0o777
-    except OSError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
+    from ..fileio import atomic_write
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
             f.write(header)
             for chunk in chunks:
                 f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
-            written = f.tell()
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return written
+    return atomic_write(path, write)
 
 
 # ----------------------------------------------------------------------------------------- reading

@@ -73,33 +73,34 @@ def load_io_config(text: str | None) -> dict | None:
     return config
 
 
-def _safe_output(path: Path) -> None:
-    """Never replace a file that is not a NEFF: it may be something the user wants to keep."""
-    from ..neff import MAGIC
-    if path.exists():
-        with open(path, "rb") as f:
-            head = f.read(len(MAGIC))
-        if head != MAGIC:
-            raise NeuronError(f"output {str(path)!r} exists and is not a NEFF; refusing to overwrite "
-                              "it. Choose another --output or remove the file.")
+def _is_neff(path: Path) -> bool:
+    """Only a file that parses fully as a NEFF may be replaced: anything else may be something
+    the user wants to keep."""
+    from ..neff import read_neff
+    read_neff(str(path))
+    return True
 
 
 def cmd_compile(args) -> int:
     from ..compiler import compile_graph
     from ..compiler.options import options_from_namespace
+    from ..fileio import atomic_write, check_destination
     options = options_from_namespace(args)
     out = Path(args.output)
-    _safe_output(out)
+    check_destination(out, _is_neff, overwrite=False, what="a NEFF written by neuron-sim",
+                      advice="choose another --output or remove the file")
     started = time.perf_counter()
     graph = _read_model(args.model, args.framework, load_io_config(args.io_config))
     compiled = compile_graph(graph, options, framework=args.framework,
                              source=Path(args.model[0]).name)
-    size = compiled.save(out)
+    seconds = time.perf_counter() - started
     meta = compiled.metadata
+    summary = estimate_summary(compiled.program, meta, out)   # may fail: before --output is touched
+    size = atomic_write(out, compiled.to_bytes())
     mem = meta["memory"]
     print(f"Compiled {meta['num_nodes']} operators into {meta['num_instructions']} instructions "
           f"({', '.join(f'{k}: {v}' for k, v in sorted(meta['engine_counts'].items()))}) "
-          f"in {time.perf_counter() - started:.2f} s")
+          f"in {seconds:.2f} s")
     print(f"Casting: {options.policy.describe()}; {meta['cast_points']} cast points")
     print(f"Device memory: {mem['total_bytes'] / 2**20:.1f} MiB "
           f"(weights {mem['weights_bytes'] / 2**20:.1f} MiB, scratch peak "
@@ -107,7 +108,7 @@ def cmd_compile(args) -> int:
     print(f"NEFF written to {out} ({size / 2**20:.2f} MiB)")
     if options.dump_passes:
         print(f"IR after every compiler pass written to {options.dump_passes}")
-    print(estimate_summary(compiled.program, meta, out))
+    print(summary)
     return 0
 
 

@@ -17,7 +17,7 @@ import json
 from neuron_core.errors import NeuronError
 
 from ._mxnet import import_mxnet
-from .op import OP_TYPE
+from .op import OP_TYPE, parse_config
 
 mx = import_mxnet()
 
@@ -34,6 +34,10 @@ def _translate(text: str, documented: bool) -> str:
         raise NeuronError(f"symbol JSON with {OP_TYPE} nodes is not valid JSON ({exc})") from None
     for node in graph.get("nodes", []):
         attrs = node.get("attrs") or {}
+        if not documented and OP_TYPE in (node.get("op"), attrs.get("op_type")):
+            error = parse_config(attrs.get("config", "{}"))[1] if "config" in attrs else None
+            if error:   # said here: raised in MXNet's callback it could end the process
+                raise NeuronError(f"node {node.get('name')!r}: {error}")
         if documented and node.get("op") == "Custom" and attrs.get("op_type") == OP_TYPE:
             node["op"] = OP_TYPE
             node["attrs"] = {k: v for k, v in attrs.items() if k != "op_type"}

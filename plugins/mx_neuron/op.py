@@ -68,20 +68,38 @@ class NeuronSubgraphOp(mx.operator.CustomOp):
                           "original symbol and compile it again")
 
 
+def parse_config(text: str) -> tuple[dict, str | None]:
+    """(config, None) for a well-formed `config` attribute, else ({}, what is wrong with it)."""
+    try:
+        config = json.loads(text)
+    except (json.JSONDecodeError, TypeError) as exc:
+        return {}, (f"{OP_TYPE}: malformed config attribute {text[:60]!r} ({exc}); compile the "
+                    "model again with mx_neuron")
+    io = ("inputs", "outputs", "ignored_inputs")
+    if not (isinstance(config, dict) and isinstance(config.get("neff_bytes"), int)
+            and all(isinstance(config.get(k, []), list) for k in io)
+            and all(isinstance(e, list) and len(e) == 3 for k in io for e in config.get(k, []))):
+        return {}, (f"{OP_TYPE}: malformed config attribute {text[:60]!r} (expected an object "
+                    "with inputs, outputs and neff_bytes); compile the model again with mx_neuron")
+    return config, None
+
+
 @mx.operator.register(OP_TYPE)
 class NeuronSubgraphProp(mx.operator.CustomOpProp):
     """Shapes and dtypes of a compiled region, from its JSON config."""
 
-    def __init__(self, config: str, **extra):
+    def __init__(self, config: str = "", **extra):
+        # MXNet calls this from its creator callback, where an exception is not caught and
+        # crashes the process: a bad config is kept and raised from `list_arguments`, whose
+        # callback MXNet turns into an MXNetError
         super().__init__(need_top_grad=False)
-        try:
-            self.config = json.loads(config)
-        except json.JSONDecodeError as exc:
-            raise NeuronError(f"{OP_TYPE}: malformed config attribute ({exc})") from None
+        self.config, self.error = parse_config(config)
         self.label = f"neuron sub-graph {self.config.get('index', '?')}"
         self.ignored = self.config.get("ignored_inputs", [])
 
     def list_arguments(self):
+        if self.error:
+            raise NeuronError(self.error)
         return ([f"in{i}" for i in range(len(self.config["inputs"]))]
                 + [f"ignored{i}" for i in range(len(self.ignored))] + ["neff"])
 

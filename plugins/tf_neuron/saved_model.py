@@ -6,7 +6,6 @@ import keyword
 import logging
 import os
 import re
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from neuron_core.bridge import compile_plan
 from neuron_core.compiler.options import env_flags
 from neuron_core.errors import NeuronError
+from neuron_core.fileio import atomic_dir, check_apart, check_destination
 
 from .capture import Captured, freeze, log_counts, static_specs, to_core
 from .estimate import NeuronInfo, example_feed, measure_host, summary
@@ -144,6 +144,30 @@ def _by_source_names(fn, safe: dict):
     return call
 
 
+def is_neuron_saved_model(path: Path) -> bool:
+    """Whether `path` is a SavedModel written by tf_neuron: its saved_model.pb parses and its
+    object graph holds the `neuron_check` every compiled model carries."""
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    return any(child.local_name == "neuron_check" for meta in proto.meta_graphs
+               for node in meta.object_graph_def.nodes for child in node.children)
+
+
+def check_saved_model_destination(dst: Path, overwrite: bool, keep=()) -> None:
+    """Refuse `dst` before any work when it exists and is not a tf_neuron SavedModel (unless
+    overwrite), or when it contains or lies inside a directory in `keep`."""
+    check_apart(dst, keep)
+    check_destination(dst, is_neuron_saved_model, overwrite=overwrite,
+                      what="a SavedModel written by tf_neuron")
+
+
+def replacing_saved_model(dst: Path, overwrite: bool, keep=()):
+    """A temporary directory beside `dst` to save into; it replaces `dst` when the block ends
+    without an error (see neuron_core.fileio.atomic_dir)."""
+    check_saved_model_destination(dst, overwrite, keep)
+    return atomic_dir(dst, keep=keep)
+
+
 def restore_input_names(model_dir: Path, renames: dict) -> None:
     """Give the signatures written in `model_dir` their source's input names back
     (identifier -> original name, e.g. 'input_1_0' -> 'input_1:0'): in the SignatureDefs (what
@@ -245,12 +269,10 @@ def compile(model_dir, new_model_dir, batch_size=1, model_shape_feed_dict=None, 
     if not (src / "saved_model.pb").exists():
         raise NeuronError(f"model_dir {str(src)!r} holds no saved_model.pb; give the directory "
                           "written by tf.saved_model.save or Keras model.export")
-    if dst.exists() and not overwrite:
+    if dst.exists() and not overwrite:   # the Neuron SDK's rule, even for a model of ours
         raise NeuronError(f"new_model_dir {str(dst)!r} already exists; choose a new directory or "
                           "pass overwrite=True to replace it")
-    if dst.resolve() == src.resolve():
-        raise NeuronError(f"new_model_dir {str(dst)!r} is model_dir itself; the source would be "
-                          "destroyed")
+    check_saved_model_destination(dst, overwrite, keep=(src,))
     loaded = tf.saved_model.load(str(src), tags=tags)
     signatures = dict(loaded.signatures)
     if not signatures:
@@ -298,11 +320,10 @@ def compile(model_dir, new_model_dir, batch_size=1, model_shape_feed_dict=None, 
         _measure(module, key, done_fn.concrete, {safe[k]: v for k, v in feed.items()}, dst,
                  model_feed_dict is not None)
     ratio = min(ratios)
-    if dst.exists():
-        shutil.rmtree(dst)
-    tf.saved_model.save(module, str(dst), signatures=out_signatures)
-    if renames:
-        restore_input_names(dst, renames)
+    with replacing_saved_model(dst, overwrite, keep=(src,)) as tmp:
+        tf.saved_model.save(module, str(tmp), signatures=out_signatures)
+        if renames:
+            restore_input_names(tmp, renames)
     if ratio <= LOW_RATIO:
         warnings.warn(f"only {100 * ratio:.1f}% of the operations run on Neuron "
                       f"(OnNeuronRatio={ratio:.3f}); see the log for the ops left on TensorFlow",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -15,7 +16,7 @@ from neuron_core.errors import BadInputError, NeuronError
 from .capture import freeze, to_core
 from .estimate import measure_host, summary
 from .op import NeuronCheck
-from .saved_model import compile_function
+from .saved_model import compile_function, replacing_saved_model
 
 __all__ = ["TracedModel", "trace", "analyze_model"]
 
@@ -157,12 +158,14 @@ class TracedModel(tf.Module):
         packed = list(value) if self._form == "tuple" else [value]
         return self.__dict__["__call__"](*packed)
 
-    def save(self, path, *args, **kwargs) -> None:
-        """Write a SavedModel (serving_default signature included). Keras' save options
-        (overwrite=..., save_format=...) are accepted and have no effect."""
+    def save(self, path, overwrite: bool = False, *args, **kwargs) -> None:
+        """Write a SavedModel (serving_default signature included) as a whole new directory:
+        an existing `path` is replaced only if it is a SavedModel written by tf_neuron, or with
+        overwrite=True. Keras' other save options (save_format=...) have no effect."""
         del args, kwargs
-        tf.saved_model.save(self, str(path),
-                            signatures={"serving_default": self._default_save_signature})
+        with replacing_saved_model(Path(path), overwrite) as tmp:
+            tf.saved_model.save(self, str(tmp),
+                                signatures={"serving_default": self._default_save_signature})
 
 
 def io_json(compiled) -> str:

@@ -135,7 +135,7 @@ def test_refuses_to_overwrite_a_non_neff(tmp_path, capsys):
     precious = tmp_path / "notes.txt"
     precious.write_text("keep me")
     assert main(["compile", src, "--framework", "ONNX", "--output", str(precious)]) == 1
-    assert "refusing to overwrite" in capsys.readouterr().err
+    assert "refusing to replace" in capsys.readouterr().err
     assert precious.read_text() == "keep me"
 
 

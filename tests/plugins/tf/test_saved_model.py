@@ -106,7 +106,7 @@ def test_saved_model_existing_dir_and_bad_options(cnn_dir, tmp_path):
             tf_neuron.saved_model.compile(cnn_dir, tmp_path / "new", **kwargs)
     with pytest.raises(NeuronError, match="holds no saved_model.pb"):
         tf_neuron.saved_model.compile(tmp_path, tmp_path / "new")
-    with pytest.raises(NeuronError, match="is model_dir itself"):
+    with pytest.raises(NeuronError, match="itself, which would be destroyed"):
         tf_neuron.saved_model.compile(cnn_dir, cnn_dir, overwrite=True)
     result = tf_neuron.saved_model.compile(cnn_dir, out, overwrite=True,
                                            signature_def_key="serve")
