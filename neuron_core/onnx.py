@@ -239,6 +239,8 @@ def compile(model, io_config: dict | None = None, *, compiler_args=None,
         >>> compiled = compile("model.onnx", minimum_segment_size=3)   # doctest: +SKIP
     """
     from .bridge.plan import compile_subgraphs, partition_options
+    from .runtime.executor import resolve_precision
+    precision = resolve_precision(precision)     # checked now, not at the first subgraph's load
     proto = load_model(model)
     costs = options.pop("costs", None)   # the cost-aware filter's constants, a TransferCosts
     popts = partition_options(options)

@@ -68,7 +68,8 @@ def bound_core() -> int | None:
 
 def _model(neff, precision: str | None, core: int | None, rt):
     from .. import runtime
-    precision = precision or os.environ.get("NEURON_SIM_PRECISION", "hardware")
+    from ..runtime.executor import resolve_precision
+    precision = resolve_precision(precision)
     key = (neff_key(neff), precision, core)
     loaded = rt.plugin_models
     with rt.lock:

@@ -115,8 +115,11 @@ def options_from_namespace(ns: argparse.Namespace) -> CompilerOptions:
     fast_math = tuple(ns.fast_math or ("all",))
     if ns.fp32_cast:
         fast_math = fast_math + (f"fp32-cast-{ns.fp32_cast}",)
-    if ns.neuroncore_pipeline_cores < 1:
-        raise CompilerOptionError("--neuroncore-pipeline-cores must be >= 1, got "
+    from ..hw import INF1, INF1_INSTANCES
+    most = max(INF1_INSTANCES.values()) * INF1.cores_per_chip
+    if not 1 <= ns.neuroncore_pipeline_cores <= most:
+        raise CompilerOptionError(f"--neuroncore-pipeline-cores must be 1 to {most} (the "
+                                  f"NeuronCores of the largest Inf1 instance), got "
                                   f"{ns.neuroncore_pipeline_cores}")
     compat = tuple(f[2:] for f in COMPAT_FLAGS if getattr(ns, f[2:].replace("-", "_"), False))
     if "enable-saturate-infinity" in compat:

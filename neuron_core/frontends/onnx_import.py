@@ -39,6 +39,8 @@ def load_model(model) -> onnx.ModelProto:
         except Exception as exc:
             raise FrontendError(f"bytes given are not an ONNX model: {exc}") from None
     path = Path(os.fspath(model))
+    if path.is_dir():
+        raise FrontendError(f"model file {str(path)!r} is a directory; give the .onnx file in it")
     if not path.is_file():
         raise FrontendError(f"model file {str(path)!r} does not exist")
     try:
@@ -75,6 +77,9 @@ def match_name(name: str, table: dict):
 def _io_type(name: str, spec) -> TensorType:
     try:
         shape, dtype = spec
+        if isinstance(shape, (str, bytes)) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise ValueError("the shape must be a list of non-negative integers")
         return TensorType(tuple(shape), dtype)
     except (TypeError, ValueError, NeuronError) as exc:
         raise FrontendError(f"io-config entry for input {name!r} must be [shape, dtype] like "

@@ -27,7 +27,7 @@ ENV_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
 ENV_NUM_CORES = "NEURON_RT_NUM_CORES"
 NOT_ENOUGH_NC = "LOAD_NOT_ENOUGH_NC"
 
-_CORE_ITEM = re.compile(r"^(\d+)(?:-(\d+))?$")
+_CORE_ITEM = re.compile(r"^([0-9]+)(?:-([0-9]+))?$")   # ASCII digits: int() reads others too
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def _span(cores: Iterable[int]) -> str:
 
 def _int_var(var: str, text: str, minimum: int, maximum: int, form: str) -> int:
     value = text.strip()
-    if not value.isdigit() or not minimum <= int(value) <= maximum:
+    if not (value.isascii() and value.isdigit()) or not minimum <= int(value) <= maximum:
         raise NeuronError(f"{var}={text!r} is invalid: expected {form}")
     return int(value)
 

@@ -31,6 +31,21 @@ from ..ops import CAST, instruction_op
 from . import kernels
 
 PRECISIONS = ("hardware", "fp32")
+#: the environment variable that chooses the precision when no argument does
+PRECISION_VAR = "NEURON_SIM_PRECISION"
+
+
+def resolve_precision(precision: str | None = None) -> str:
+    """`precision`, or $NEURON_SIM_PRECISION when it is None, or "hardware"; anything else (an
+    empty string included) is an error naming the valid values and where the value came from."""
+    import os
+    source = "argument precision="
+    if precision is None:
+        precision, source = os.environ.get(PRECISION_VAR, "hardware"), f"${PRECISION_VAR}"
+    if precision not in PRECISIONS:
+        raise NeuronError(f"precision {precision!r} (from {source}) is not valid; choose from "
+                          f"{', '.join(PRECISIONS)}")
+    return precision
 
 
 def decode_attrs(value):

@@ -22,7 +22,7 @@ from .. import dtypes
 from ..compiler.program import Program
 from ..errors import BadInputError, NeuronError
 from .device import get_device_manager
-from .executor import PRECISIONS, Executor
+from .executor import Executor, resolve_precision
 from .graph_executor import GraphExecutor
 from .kernels import choose as choose_kernels
 from .state import process_state
@@ -213,10 +213,7 @@ def load(neff, precision: str | None = None, core: int | None = None,
         >>> y, = model.run({"x": np.zeros((1, 3, 224, 224), np.float32)})  # doctest: +SKIP
     """
     from ..neff import read_neff
-    precision = precision or os.environ.get("NEURON_SIM_PRECISION", "hardware")
-    if precision not in PRECISIONS:
-        raise NeuronError(f"precision {precision!r} is not valid; choose from {', '.join(PRECISIONS)}"
-                          " (argument precision= or $NEURON_SIM_PRECISION)")
+    precision = resolve_precision(precision)
     kernels = choose_kernels(kernels)
     started = time.perf_counter()
     # the whole-program kernels may take their weights from the cache: hash them only if read

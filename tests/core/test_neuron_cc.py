@@ -142,7 +142,7 @@ def test_refuses_to_overwrite_a_non_neff(tmp_path, capsys):
 @pytest.mark.parametrize("args, needle", [
     (["--fast-math", "fp64"], "fp32-cast-matmult"),
     (["--fp32-cast", "everything"], "invalid choice"),
-    (["--neuroncore-pipeline-cores", "0"], ">= 1"),
+    (["--neuroncore-pipeline-cores", "0"], "must be 1 to 64"),
 ])
 def test_bad_options(tmp_path, capsys, args, needle):
     src = _save(tmp_path, small_cnn())
