@@ -40,6 +40,13 @@ class Predictor:
             if not spec.shape.is_compatible_with(arr.shape):
                 raise BadInputError(f"input {name!r} has shape {arr.shape}, the signature expects "
                                     f"{tuple(spec.shape)}")
+            want = spec.dtype.as_numpy_dtype
+            kinds = {"f": "f", "i": "iu", "u": "iu", "b": "b"}.get(np.dtype(want).kind, "")
+            if kinds and arr.dtype.kind not in kinds:
+                raise BadInputError(f"input {name!r} has dtype {arr.dtype.name}, the signature "
+                                    f"expects {spec.dtype.name}; convert it (e.g. "
+                                    f".astype(np.{np.dtype(want).name})) rather than have it cast "
+                                    "silently")
             args[name] = tf.convert_to_tensor(arr, dtype=spec.dtype)
         return {k: v.numpy() for k, v in self._fn(**args).items()}
 

@@ -73,6 +73,10 @@ def test_saved_model_predictor_and_bad_inputs(cnn_dir, tmp_path, monkeypatch):
         pred({"images": x})
     with pytest.raises(BadInputError, match="feed dict"):
         pred(x)
+    for wrong in (x.astype(np.int64), x > 0.5):     # never cast to float32 silently
+        with pytest.raises(BadInputError, match=rf"dtype {wrong.dtype.name}, the signature "
+                                                r"expects float32"):
+            pred({name: wrong})
     with pytest.raises(NeuronError, match=r"'nope' is not in .*serving_default"):
         tf_neuron.predictor.from_saved_model(tmp_path / "out", signature_def_key="nope")
 
