@@ -272,7 +272,7 @@ def _load_json(buf, s: Section, where: str) -> dict:
     raw = bytes(buf[s.offset:s.offset + s.size])
     try:
         obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:   # nesting too deep too
         raise NeffFormatError(f"section {s.name!r} (bytes {s.offset}..{s.offset + s.size}) of {where} is "
                               f"not valid UTF-8 JSON: {exc}") from None
     if not isinstance(obj, dict):

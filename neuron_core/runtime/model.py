@@ -80,6 +80,10 @@ class Model:
                 raise BadInputError(f"inputs by name do not match the model: missing {missing}, "
                                     f"unknown {unknown}; the model's inputs are {names}")
             inputs = [inputs[n] for n in names]
+        if not isinstance(inputs, (list, tuple)):
+            raise BadInputError(f"run() takes one array, a list of arrays in declared order or a "
+                                f"name -> array dict, got {type(inputs).__name__}; the model's "
+                                f"inputs are {[n for n, _, _ in expected]}")
         inputs = list(inputs)
         if len(inputs) != len(expected):
             raise BadInputError(f"model takes {len(expected)} inputs "
@@ -91,6 +95,9 @@ class Model:
                                     f"{type(arr).__name__}")
             if tuple(arr.shape) != shape:
                 raise BadInputError(f"input {name!r} has shape {tuple(arr.shape)}, expected {shape}")
+            if arr.dtype != dtypes.to_numpy(dtype) and arr.dtype.newbyteorder("=") == \
+                    dtypes.to_numpy(dtype):
+                arr = arr.astype(dtypes.to_numpy(dtype))     # e.g. big-endian '>f4': same values
             if arr.dtype != dtypes.to_numpy(dtype):
                 raise BadInputError(f"input {name!r} has dtype {arr.dtype.name}, expected {dtype}; "
                                     f"convert it with .astype(np.{dtype})")

@@ -1,0 +1,84 @@
+"""NEFFs edited and re-written with the public writer: hostile attributes and nesting are
+NeffFormatErrors, not memory blow-ups or RecursionErrors; careless run() arguments are
+BadInputErrors."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from neuron_core.errors import BadInputError, NeffFormatError
+from neuron_core.neff import read_neff, to_bytes
+from neuron_core.runtime import load
+
+from .neff_fixtures import neff  # noqa: F401  (fixture)
+
+
+def _rewrite(path, edit) -> bytes:
+    original = read_neff(path)
+    metadata, program = copy.deepcopy(original.metadata), copy.deepcopy(original.program)
+    edit(metadata, program)
+    return to_bytes(metadata, program, dict(original.weights),
+                    compiler_version=original.compiler_version)
+
+
+def _first_with_attrs(program) -> dict:
+    return next(i for i in program["instrs"] if i.get("attrs") and i["op"] != "_cast")
+
+
+@pytest.mark.parametrize("kernels", ["fast", "instruction"])
+def test_an_attribute_of_a_huge_string_dtype_is_refused_before_allocating(neff, kernels):  # noqa: F811
+    def edit(metadata, program):
+        _first_with_attrs(program)["attrs"]["evil"] = {"__ndarray__": ["x"],
+                                                       "dtype": "U250000000"}
+    data = _rewrite(neff, edit)
+    with pytest.raises(NeffFormatError, match="dtype 'U250000000'"):
+        load(data, kernels=kernels)
+
+
+def test_an_attribute_with_too_many_elements_is_refused(neff):  # noqa: F811
+    def edit(metadata, program):
+        _first_with_attrs(program)["attrs"]["big"] = {"__ndarray__": [0] * (1 << 20 | 1),
+                                                      "dtype": "int64"}
+    with pytest.raises(NeffFormatError, match="more than 1048576 elements"):
+        load(_rewrite(neff, edit), kernels="instruction")
+
+
+def test_deeply_nested_json_is_a_format_error(neff, monkeypatch):  # noqa: F811
+    """json.dumps cannot write 100,000 levels either, so the writer's output is edited: the
+    placeholder becomes the nested lists, and the section hashes are the writer's own."""
+    import json
+
+    import neuron_core.neff.format as fmt
+    deep = "[" * 100_000 + "]" * 100_000
+    real = json.dumps
+
+    def dumps(obj, **kw):
+        return real(obj, **kw).replace('"DEEP"', deep)
+    monkeypatch.setattr(fmt.json, "dumps", dumps)
+
+    def edit(metadata, program):
+        metadata["deep"] = "DEEP"
+    data = _rewrite(neff, edit)
+    monkeypatch.undo()
+    with pytest.raises(NeffFormatError, match="not valid UTF-8 JSON"):
+        read_neff(data)
+
+
+def test_run_arguments_that_are_not_arrays_are_bad_input(neff):  # noqa: F811
+    model = load(neff)
+    for wrong in (None, 5, "x"):
+        with pytest.raises(BadInputError, match="run\\(\\) takes one array"):
+            model.run(wrong)
+    model.unload()
+
+
+def test_a_big_endian_input_runs_as_its_values(neff):  # noqa: F811
+    model = load(neff)
+    name, shape, _ = model.inputs[0]
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    want, = model.run([x])
+    got, = model.run([x.astype(">f4")])
+    np.testing.assert_array_equal(got, want)
+    model.unload()
