@@ -4,6 +4,7 @@ BadInputErrors."""
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -82,3 +83,18 @@ def test_a_big_endian_input_runs_as_its_values(neff):  # noqa: F811
     got, = model.run([x.astype(">f4")])
     np.testing.assert_array_equal(got, want)
     model.unload()
+
+
+@pytest.mark.parametrize("field, edit", [
+    ("metadata.outputs[0]", lambda m, p: m["outputs"][0].update(dtype="int8")),
+    ("metadata.inputs", lambda m, p: p.update(inputs=[])),
+    ("metadata.outputs", lambda m, p: (m.update(outputs=[]), p.update(outputs=[]))),
+    ("metadata.inputs[0]", lambda m, p: m["inputs"][0].update(shape=[1, 2, 3])),
+    ("buffers[1].storage", lambda m, p: p["buffers"][1].update(storage="bogus")),
+    ("attrs.to", lambda m, p: next(i for i in p["instrs"] if i["op"] == "_cast")["attrs"]
+     .update(to="int8")),
+])
+def test_metadata_and_program_that_disagree_are_refused_at_load(neff, field, edit):  # noqa: F811
+    data = _rewrite(neff, edit)
+    with pytest.raises(NeffFormatError, match=re.escape(field)):
+        load(data)
