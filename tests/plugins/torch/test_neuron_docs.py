@@ -343,9 +343,9 @@ def test_pretrained_bert_tutorial(tmp_path, monkeypatch, hardware):
     import torch.neuron  # noqa: F811 - the tutorial's import line
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    monkeypatch.setenv('NEURON_RT_NUM_CORES', '4')   # first: records the value to restore
     num_cores = 4  # This value should be 4 on inf1.xlarge and inf1.2xlarge
     os.environ['NEURON_RT_NUM_CORES'] = str(num_cores)
-    monkeypatch.setenv('NEURON_RT_NUM_CORES', str(num_cores))   # undone after the test
 
     # random weights in the architecture of bert-base-cased-finetuned-mrpc, smaller
     config = AutoConfig.for_model("bert", vocab_size=120, hidden_size=32, num_hidden_layers=2,
