@@ -35,6 +35,11 @@ PRECISIONS = ("hardware", "fp32")
 PRECISION_VAR = "NEURON_SIM_PRECISION"
 
 
+#: the most elements one attribute array of a NEFF may hold (a 1-D Gather index list of a large
+#: embedding fits; a megabyte-sized attribute would be a damaged or hostile file)
+MAX_ATTR_ELEMENTS = 1 << 20
+
+
 def _attr_array(value: dict) -> np.ndarray:
     from ..errors import NeffFormatError
     try:
@@ -74,11 +79,6 @@ def resolve_precision(precision: str | None = None) -> str:
         raise NeuronError(f"precision {precision!r} (from {source}) is not valid; choose from "
                           f"{', '.join(PRECISIONS)}")
     return precision
-
-
-#: the most elements one attribute array of a NEFF may hold (a 1-D Gather index list of a large
-#: embedding fits; a megabyte-sized attribute would be a damaged or hostile file)
-MAX_ATTR_ELEMENTS = 1 << 20
 
 
 def decode_attrs(value):

@@ -163,14 +163,25 @@ class FunctionModule(torch.nn.Module):
         return self.fn(*args)
 
 
+def module_stack(node) -> list:
+    """(module path, class name) of each module a node sits in, outermost first, from
+    torch.export's nn_module_stack."""
+    out = []
+    for entry in (node.meta.get("nn_module_stack") or {}).values():
+        if not entry:
+            continue
+        path, kind = entry[0], entry[1] if len(entry) > 1 else ""
+        out.append((path, getattr(kind, "__name__", None) or
+                    str(kind).rsplit(".", 1)[-1].strip("'>")))
+    return out
+
+
 def scope_of(node) -> str:
     """The module path and class of a node, e.g. 'layer1.0.conv1 (Conv2d)', from nn_module_stack."""
-    stack = node.meta.get("nn_module_stack") or {}
-    scopes = [v for v in stack.values() if v and v[0]]
+    scopes = [s for s in module_stack(node) if s[0]]
     if not scopes:
         return ""
-    path, kind = scopes[-1][0], scopes[-1][1] if len(scopes[-1]) > 1 else ""
-    kind = getattr(kind, "__name__", None) or str(kind).rsplit(".", 1)[-1].strip("'>")
+    path, kind = scopes[-1]
     return f"{path} ({kind})" if kind else path
 
 

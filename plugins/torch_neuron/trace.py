@@ -19,7 +19,7 @@ from neuron_core.estimate import Compiled, estimate_compiled, measure_host_ms
 from neuron_core.partition import OPTION_NAMES
 from neuron_core.estimate import summary as _summary
 
-from .capture import FunctionModule, capture
+from .capture import FunctionModule, capture, module_stack
 from .graph import rebuild, to_core
 
 log = logging.getLogger("Neuron")
@@ -156,13 +156,8 @@ class NodeView:
 
 def _scopes(node) -> list:
     """'path/Class' for each module the node sits in, outermost first."""
-    out = []
-    for entry in (node.meta.get("nn_module_stack") or {}).values():
-        path, kind = (entry[0], entry[1]) if len(entry) > 1 else (entry[0], "")
-        kind = getattr(kind, "__name__", None) or str(kind).rsplit(".", 1)[-1].strip("'>")
-        leaf = path.rsplit(".", 1)[-1] if path else ""
-        out.append("/".join(p for p in (leaf, kind) if p))
-    return out
+    return ["/".join(p for p in (path.rsplit(".", 1)[-1] if path else "", kind) if p)
+            for path, kind in module_stack(node)]
 
 
 def aten_name(op) -> str:
