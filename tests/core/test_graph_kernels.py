@@ -298,9 +298,10 @@ def test_float16_and_bfloat16_model_inputs_run_on_every_kernel_set(tmp_path):
     for dtype, np_dtype in (("float16", np.float16), ("bfloat16", ml_dtypes.bfloat16)):
         g = Graph("half_io")
         x = g.add_input("x", TensorType((2, 8), dtype))
-        w = g.add_const("w", np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8))
+        # elementwise only: each kernel set gives the same bits on any CPU (no summation order)
+        w = g.add_const("w", np.linspace(-1, 1, 16, dtype=np.float32).reshape(2, 8))
         wide, = g.add_node("Cast", [x], {"to": 1}).outputs
-        y, = g.add_node("MatMul", [wide, w]).outputs
+        y, = g.add_node("Mul", [wide, w]).outputs
         r, = g.add_node("Relu", [y]).outputs
         g.outputs = [r]
         path = tmp_path / f"{dtype}.neff"
