@@ -16,17 +16,16 @@ import math
 import os
 from dataclasses import dataclass
 
-from ..compiler.program import Program
+from ..neff.verify import verify
 from ..neff import Neff, read_neff
 from .program import Estimate, InstanceEstimate, check_host_ms, compiled_batch, estimate_program
 
 
-def read_program(neff, section: str = "NEFF program section") -> tuple:
-    """(Program, metadata) of a NEFF (path, bytes or a read `Neff`), verified; `section` names
-    the program section in the error a malformed one raises."""
+def read_program(neff) -> tuple:
+    """(Program, metadata) of a NEFF (path, bytes or a read `Neff`), verified (neff/verify.py)."""
     if not isinstance(neff, Neff):   # a path, or bytes-like (a numpy array of a NEFF too)
         neff = read_neff(neff if isinstance(neff, (str, os.PathLike)) else bytes(neff))
-    return Program.from_neff(neff, section), neff.metadata
+    return verify(neff, shapes=False), neff.metadata
 
 
 @dataclass

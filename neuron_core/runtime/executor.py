@@ -27,45 +27,13 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import NeuronError
+from ..neff.verify import decode_attrs
 from ..ops import CAST, instruction_op
 from . import kernels
 
 PRECISIONS = ("hardware", "fp32")
 #: the environment variable that chooses the precision when no argument does
 PRECISION_VAR = "NEURON_SIM_PRECISION"
-
-
-#: the most elements one attribute array of a NEFF may hold (a 1-D Gather index list of a large
-#: embedding fits; a megabyte-sized attribute would be a damaged or hostile file)
-MAX_ATTR_ELEMENTS = 1 << 20
-
-
-def _attr_array(value: dict) -> np.ndarray:
-    from ..errors import NeffFormatError
-    try:
-        dtype = np.dtype(value.get("dtype"))
-    except TypeError:
-        dtype = None
-    if dtype is None or dtype.kind not in "biuf" or dtype.itemsize > 8:
-        raise NeffFormatError(f"an instruction attribute declares dtype {value.get('dtype')!r}; "
-                              "NEFF attributes are bool, integer or float arrays: the file is "
-                              "damaged, compile it again")
-    data = value["__ndarray__"]
-    count, stack = 0, [data]
-    while stack:                    # count elements before numpy allocates anything
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-        else:
-            count += 1
-        if count > MAX_ATTR_ELEMENTS or len(stack) > MAX_ATTR_ELEMENTS:
-            raise NeffFormatError(f"an instruction attribute holds more than {MAX_ATTR_ELEMENTS} "
-                                  "elements: the file is damaged, compile it again")
-    try:
-        return np.asarray(data, dtype=dtype)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise NeffFormatError(f"an instruction attribute is not a {dtype.name} array ({exc}): "
-                              "the file is damaged, compile it again") from None
 
 
 def resolve_precision(precision: str | None = None) -> str:
@@ -79,18 +47,6 @@ def resolve_precision(precision: str | None = None) -> str:
         raise NeuronError(f"precision {precision!r} (from {source}) is not valid; choose from "
                           f"{', '.join(PRECISIONS)}")
     return precision
-
-
-def decode_attrs(value):
-    """Inverse of lowering.jsonable: tagged arrays back to numpy. Only plain numeric arrays of at
-    most MAX_ATTR_ELEMENTS elements are made; anything else is a NeffFormatError."""
-    if isinstance(value, dict):
-        if "__ndarray__" in value:
-            return _attr_array(value)
-        return {k: decode_attrs(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [decode_attrs(v) for v in value]
-    return value
 
 
 def output_rounding(instr, buffers: list, rounding: dict) -> list:

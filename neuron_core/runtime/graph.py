@@ -177,7 +177,7 @@ def _epilogue(b: Builder, instr, result: str, post: list, read) -> str:
 
 
 def _attrs(raw: dict) -> dict:
-    from .executor import decode_attrs
+    from ..neff.verify import decode_attrs
     return {k: v for k, v in decode_attrs(raw).items() if v is not None}
 
 

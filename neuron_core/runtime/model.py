@@ -19,7 +19,7 @@ import weakref
 import numpy as np
 
 from .. import dtypes
-from ..compiler.program import Program
+from ..neff.verify import verify
 from ..errors import BadInputError, NeuronError
 from .device import get_device_manager
 from .executor import Executor, resolve_precision
@@ -38,8 +38,7 @@ class Model:
         self.metadata = neff.metadata
         self.precision = precision
         self.kernels = kernels_
-        self.program = Program.from_neff(neff)
-        check_interface(self.metadata, self.program)
+        self.program = verify(neff)
         self.inputs = [(d["name"], tuple(d["shape"]), d["dtype"]) for d in self.metadata["inputs"]]
         self.outputs = [(d["name"], tuple(d["shape"]), d["dtype"]) for d in self.metadata["outputs"]]
         self.name = str(self.metadata.get("source") or (neff.path and os.path.basename(neff.path))
@@ -192,48 +191,6 @@ class Model:
     def __repr__(self) -> str:
         ins = ", ".join(f"{n}: {dtypes.SHORT[d]}{list(s)}" for n, s, d in self.inputs)
         return f"<neuron Model ({ins}) on core {self.core}, precision={self.precision}>"
-
-
-def check_interface(metadata: dict, program) -> None:
-    """The metadata's inputs and outputs must be the program's, buffer for buffer (name order,
-    shape, dtype), every buffer of a supported dtype and storage, and every cast to a float
-    type: an edited NEFF that disagrees with itself is a NeffFormatError naming the field, never
-    a run with the wrong dtype or shape."""
-    from ..errors import NeffFormatError
-    from ..ops.registry import CAST
-    buffers = program.buffers
-    for i, b in enumerate(buffers):
-        for field_name in ("dtype", "storage"):
-            value = getattr(b, field_name)
-            if not dtypes.is_known(value):
-                raise NeffFormatError(f"program.buffers[{i}].{field_name} is {value!r}, not one of "
-                                      f"{', '.join(sorted(dtypes.SHORT))}: the NEFF is damaged")
-    for side in ("inputs", "outputs"):
-        declared, ids = metadata.get(side), getattr(program, side)
-        if not isinstance(declared, list) or len(declared) != len(ids) or \
-                (side == "outputs" and not ids):
-            raise NeffFormatError(f"metadata.{side} ({_count(declared)}) and program.{side} "
-                                  f"({len(ids)} buffers) disagree: the NEFF is damaged")
-        for k, (d, bid) in enumerate(zip(declared, ids)):
-            if not isinstance(bid, int) or not 0 <= bid < len(buffers):
-                raise NeffFormatError(f"program.{side}[{k}] is {bid!r}, not a buffer id")
-            b = buffers[bid]
-            ok = isinstance(d, dict) and dtypes.is_known(d.get("dtype")) and \
-                dtypes.canonical(d["dtype"]) == b.dtype and \
-                list(d.get("shape") or []) == list(b.shape)
-            if not ok:
-                raise NeffFormatError(f"metadata.{side}[{k}] {d!r} does not match program buffer "
-                                      f"{bid} ({b.dtype}{list(b.shape)}): the NEFF is damaged")
-    for k, instr in enumerate(program.instrs):
-        if instr.op == CAST and instr.attrs.get("to") not in (dtypes.BF16, dtypes.FP16,
-                                                                 dtypes.FP32):
-            raise NeffFormatError(f"program.instrs[{k}].attrs.to is {instr.attrs.get('to')!r}; "
-                                  "a cast rounds to bfloat16, float16 or float32: the NEFF is "
-                                  "damaged")
-
-
-def _count(declared) -> str:
-    return f"{len(declared)} entries" if isinstance(declared, list) else repr(declared)
 
 
 def _release(manager, allocation, state, key: int) -> None:

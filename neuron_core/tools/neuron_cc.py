@@ -148,7 +148,7 @@ def cmd_info(args) -> int:
 
 def cmd_estimate(args) -> int:
     from ..estimate import estimate_program, read_program
-    program, metadata = read_program(args.neff, f"NEFF program section of {args.neff!r}")
+    program, metadata = read_program(args.neff)
     est = estimate_program(program, metadata, instance=args.instance, cores=args.cores,
                            batch_size=args.batch_size, host_ms=args.host_ms,
                            inflight=args.inflight, name=Path(args.neff).name)

@@ -1,9 +1,12 @@
 """Session glue: onnxruntime sessions of small graphs whose constant weights it reads from the
-caller's memory, each with a pool of intra-op threads of its own that sleeps when idle."""
+caller's memory, each with a pool of intra-op threads of its own that sleeps when idle, while the
+process's budget of pool threads lasts (then on the calling thread alone)."""
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import weakref
 
 import numpy as np
 
@@ -14,14 +17,44 @@ OPSET = 17
 #: make onnxruntime refuse every other session in the process that keeps the default options), so a
 #: model holds (threads - 1) x instructions idle threads; more than 4 rarely pays for a single op
 MAX_THREADS = 4
+#: the pool threads all kernel sessions of the process may hold together: a program of thousands
+#: of instructions gets pools for its first sessions and runs the rest on the calling thread
+#: (a session of one intra-op thread starts none), so the thread count stays bounded
+THREAD_BUDGET = 64
+
+_budget_lock = threading.Lock()
+_threads_held = 0
 
 
-def session_options(ort):
+def _take_threads() -> int:
+    """Intra-op threads for a new session, taken from the process's budget (1: no pool)."""
+    global _threads_held
+    want = min(len(os.sched_getaffinity(0)), MAX_THREADS)
+    with _budget_lock:
+        if want <= 1 or _threads_held + want - 1 > THREAD_BUDGET:
+            return 1
+        _threads_held += want - 1
+        return want
+
+
+def _give_threads(n: int) -> None:
+    global _threads_held
+    with _budget_lock:
+        _threads_held -= n - 1
+
+
+def threads_held() -> int:
+    """Pool threads the live kernel sessions of the process hold."""
+    return _threads_held
+
+
+def session_options(ort, threads: int):
     """Options of a kernel session: a spinning pool would hold a core for a while after every call
     and slow down the next kernel's pool, so its threads sleep when idle."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    options.intra_op_num_threads = min(len(os.sched_getaffinity(0)), MAX_THREADS)
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
@@ -54,7 +87,8 @@ def session(graph, weights: dict, what: str):
     domains = {node.domain for node in graph.node} - {""}
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)] + [
         helper.make_opsetid(d, 1) for d in domains])
-    options = session_options(ort)
+    threads = _take_threads()
+    options = session_options(ort, threads)
     values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a)) for a in weights.values()]
     if weights:
         options.add_external_initializers(list(weights), values)
@@ -62,6 +96,8 @@ def session(graph, weights: dict, what: str):
         found = ort.InferenceSession(model.SerializeToString(), options,
                                      providers=["CPUExecutionProvider"])
     except Exception as exc:  # a case the kernel library does not take: the reference runs it
+        _give_threads(threads)
         log.debug("no fast kernel for %s: %s", what, exc)
         return None, None
+    weakref.finalize(found, _give_threads, threads)
     return found, values
