@@ -43,6 +43,10 @@ class NeffVersionError(NeffFormatError):
     """A NEFF file was written by an incompatible format major version."""
 
 
+class NeffSourceError(NeuronError, TypeError):
+    """What was given as a NEFF is neither a path nor its bytes."""
+
+
 class RuntimeStatusError(NeuronError):
     """An error with a Neuron runtime status code (RESOURCE, TIMEOUT, EXEC_BAD_INPUT, ...)."""
 

@@ -14,6 +14,7 @@ values); the conversion table behind a record is imported only when asked for.
 from __future__ import annotations
 
 import importlib
+import json
 import importlib.metadata
 import logging
 import importlib.util
@@ -21,7 +22,7 @@ import os
 import pkgutil
 from dataclasses import dataclass
 
-from ..errors import NeuronError
+from ..errors import NeffFormatError, NeuronError
 
 log = logging.getLogger("Neuron")
 
@@ -143,3 +144,15 @@ def find(framework: str) -> Plugin:
         raise NeuronError(f"no plugin for framework {framework!r}; plugins found: "
                           f"{', '.join(sorted(found)) or 'none'}")
     return record
+
+
+def parse_node_config(text, what: str, fix: str) -> dict:
+    """The JSON object a plugin's compiled node keeps as its config (`what` names it, `fix` says
+    what to do); NeffFormatError when the text is not JSON or not an object."""
+    try:
+        config = json.loads(text)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise NeffFormatError(f"{what} is not JSON ({exc}); {fix}") from None
+    if not isinstance(config, dict):
+        raise NeffFormatError(f"{what} must be a JSON object, got {type(config).__name__}; {fix}")
+    return config

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import dtypes
-from ..errors import NeffFormatError, NeffVersionError, NeuronError
+from ..errors import NeffFormatError, NeffSourceError, NeffVersionError, NeuronError
 
 FORMAT_VERSION: tuple[int, int] = (1, 2)  # 1.2: engines by their full names
 MAGIC: bytes = b"NEFFSIM\x00"
@@ -331,12 +331,19 @@ def read_neff(path_or_bytes, *, verify: bool = True, defer_weights: bool = False
         >>> neff.version, neff.weights["b"].flags.writeable
         ((1, 2), False)
     """
+    if isinstance(path_or_bytes, np.ndarray):   # e.g. a framework variable's .numpy()
+        path_or_bytes = _array_bytes(path_or_bytes)
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         path, where = None, "<bytes>"
         buf = memoryview(path_or_bytes).cast("B").toreadonly()
-    else:
+    elif isinstance(path_or_bytes, (str, os.PathLike)):
         path = os.fspath(path_or_bytes)
+        if not isinstance(path, str):
+            path = os.fsdecode(path)
         where, buf = repr(path), _open(path)
+    else:
+        raise NeffSourceError(f"a NEFF is a path (str or os.PathLike), bytes-like or a uint8 "
+                              f"array of its bytes, got {type(path_or_bytes).__name__}")
     try:
         return _parse(buf, where, path, verify, defer_weights)
     except BaseException:
@@ -344,6 +351,18 @@ def read_neff(path_or_bytes, *, verify: bool = True, defer_weights: bool = False
             with contextlib.suppress(BufferError):
                 buf.close()
         raise
+
+
+def _array_bytes(arr: np.ndarray):
+    """The bytes a numpy array of a NEFF holds: a contiguous array of uint8 (any shape), or a
+    0-d bytes object array (what tf.Variable(neff_bytes).numpy() gives)."""
+    if arr.dtype == np.uint8 and arr.flags.c_contiguous:
+        return memoryview(arr).cast("B")
+    if arr.ndim == 0 and isinstance(arr.item(), bytes):
+        return arr.item()
+    raise NeffSourceError(f"an array holding a NEFF must be contiguous uint8 bytes (or a 0-d "
+                          f"bytes object), got a {'non-contiguous ' if arr.dtype == np.uint8 else ''}"
+                          f"{arr.dtype} array of shape {arr.shape}; pass arr.tobytes() instead")
 
 
 def _check_hash(buf, s: Section, where: str) -> None:

@@ -10,12 +10,12 @@ of the symbol (context.py), and the operator reads it from there. Registered by 
 """
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
 
 from neuron_core.bridge import run_neff
+from neuron_core.bridge.plugin import parse_node_config
 from neuron_core.errors import NeffFormatError, NeuronError
 from neuron_core.neff import NEFF_BYTES, key_from
 
@@ -71,10 +71,10 @@ class NeuronSubgraphOp(mx.operator.CustomOp):
 def parse_config(text: str) -> tuple[dict, str | None]:
     """(config, None) for a well-formed `config` attribute, else ({}, what is wrong with it)."""
     try:
-        config = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as exc:
-        return {}, (f"{OP_TYPE}: malformed config attribute {text[:60]!r} ({exc}); compile the "
-                    "model again with mx_neuron")
+        config = parse_node_config(text, f"{OP_TYPE}: malformed config attribute "
+                                   f"{str(text)[:60]!r}", "compile the model again with mx_neuron")
+    except NeffFormatError as exc:
+        return {}, str(exc)
     io = ("inputs", "outputs", "ignored_inputs")
     if not (isinstance(config, dict) and isinstance(config.get("neff_bytes"), int)
             and all(isinstance(config.get(k, []), list) for k in io)

@@ -20,14 +20,17 @@ py-func registry is stable public machinery of every TensorFlow build.
 from __future__ import annotations
 
 import json
+from typing import Annotated, Literal
 
 import numpy as np
 import tensorflow as tf
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tensorflow.python.eager import context
 from tensorflow.python.ops import gen_resource_variable_ops, gen_script_ops, script_ops
 
 from neuron_core.bridge import run_neff
-from neuron_core.errors import NeuronError
+from neuron_core.bridge.plugin import parse_node_config
+from neuron_core.errors import NeffFormatError, NeuronError
 from neuron_core.neff import NEFF_BYTES, neff_key
 
 #: the py-func key every compiled node calls; its text is the error users see without the plugin
@@ -40,18 +43,57 @@ OP_PREFIX = "neuron_op_"
 
 def _neff(config: dict, tensor) -> bytes:
     """The node's NEFF: `tensor.numpy()` is the only copy of the NEFF string; later calls reuse it."""
-    return NEFF_BYTES.get(bytes.fromhex(config["neff_key"]), tensor.numpy,
+    def read() -> bytes:
+        value = tensor.numpy()
+        if not isinstance(value, bytes):
+            raise NeffFormatError(f"{config['name']}: its executable input is a "
+                                  f"{type(value).__name__}, not the NEFF string (the SavedModel "
+                                  "is damaged); compile the model again")
+        return value
+    return NEFF_BYTES.get(bytes.fromhex(config["neff_key"]), read,
                           f"{config['name']}: its NEFF does not match its config (the SavedModel "
                           "is damaged); compile the model again")
 
 
-def run(args: list) -> list:
-    """The body of every NeuronOp: (data..., executable, config) -> outputs, as numpy."""
-    config = json.loads(args[-1].numpy())
-    if config.get("format", 0) > FORMAT:
+class _Check(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+    kind: Literal["check"]
+    format: int = 0
+
+
+class _Config(BaseModel):
+    """The fields of a NeuronOp's config that `run` reads."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    name: Annotated[str, Field(max_length=4096)]
+    format: int = 0
+    dynamic_batch: bool
+    neff_key: Annotated[str, Field(pattern="^[0-9a-f]{64}$")]
+    core: Annotated[int, Field(ge=0, lt=1 << 16)] | None = None
+
+
+def _config(raw) -> dict:
+    """The node's config, checked: a damaged one is a NeffFormatError naming the field."""
+    config = parse_node_config(raw, "a NeuronOp's config",
+                               "the SavedModel is damaged, compile the model again")
+    if isinstance(config.get("format"), int) and config["format"] > FORMAT:
         raise NeuronError(f"{config.get('name', 'NeuronOp')} was written by a newer tf_neuron "
                           f"(format {config['format']}, this one reads <= {FORMAT}); upgrade "
                           "neuron-sim")
+    try:
+        (_Check if config.get("kind") == "check" else _Config).model_validate(config)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise NeffFormatError(f"{config.get('name', 'a NeuronOp')!s:.80}: config field {field!r}: "
+                              f"{first['msg']}; the SavedModel is damaged, compile the model "
+                              "again") from None
+    return config
+
+
+def run(args: list) -> list:
+    """The body of every NeuronOp: (data..., executable, config) -> outputs, as numpy."""
+    config = _config(args[-1].numpy())
     if config.get("kind") == "check":
         return [np.int32(FORMAT)]
     neff = _neff(config, args[-2])

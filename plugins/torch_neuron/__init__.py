@@ -7,8 +7,9 @@
 
 Importing this package registers the `neuron::forward_v1` operator and makes `torch.neuron`
 available with `trace`, `analyze_model`, `estimate`, `DataParallel`, `is_available` and
-`supported_operators` (also under the Neuron SDK's name `get_supported_operations`). `PLUGIN` is
-the plugin's record for the core (neuron-cc finds it by module name).
+`supported_operators` (also under the Neuron SDK's name `get_supported_operations`);
+`neuron_error(e)` gives back the NeuronError behind the RuntimeError TorchScript raises for it.
+`PLUGIN` is the plugin's record for the core (neuron-cc finds it by module name).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from neuron_core import logs as _logs
 from neuron_core.errors import NeuronError
 
 from . import op  # noqa: F401  (registers neuron::forward_v1)
+from .op import neuron_error
 from .capture import capture
 from .convert import TABLE
 from .data_parallel import DataParallel
@@ -70,5 +72,5 @@ torch.neuron = sys.modules[__name__]
 sys.modules.setdefault("torch.neuron", sys.modules[__name__])
 
 __all__ = ["trace", "analyze_model", "estimate", "DataParallel", "is_available", "Optimization",
-           "NodeView",
+           "NodeView", "neuron_error",
            "supported_operators", "get_supported_operations", "PLUGIN"]

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 
 import numpy as np
 import torch
 
 from neuron_core.bridge import run_neff
+from neuron_core.bridge.plugin import parse_node_config
+from neuron_core.errors import NeuronError
 
 OP = "forward_v1"
 HINT = "import torch_neuron before torch.jit.load"
@@ -23,9 +26,34 @@ _LIB = torch.library.Library("neuron", "DEF")
 _LIB.define(f"{OP}(Tensor[] inputs, Tensor neff, str config) -> Tensor[]")
 
 
+#: per thread, the last NeuronError an operator raised (TorchScript re-raises it as a
+#: RuntimeError carrying its text; `neuron_error` gives the original back)
+_LAST = threading.local()
+
+
 @functools.lru_cache(maxsize=256)
 def _config(text: str) -> dict:
-    return json.loads(text)
+    return parse_node_config(text, f"the config string of a {OP} operator",
+                             "the saved model is damaged, trace it again")
+
+
+def neuron_error(exc: BaseException) -> NeuronError | None:
+    """The NeuronError behind `exc`: `exc` itself, or the one a Neuron operator raised on this
+    thread when `exc` is the RuntimeError TorchScript made of it (its message carries the
+    original's class name and text); else None.
+
+    Example:
+        >>> try:
+        ...     traced(torch.zeros(3, 3))                       # doctest: +SKIP
+        ... except RuntimeError as e:
+        ...     err = torch_neuron.neuron_error(e)              # a BadInputError, status EXEC_BAD_INPUT
+    """
+    if isinstance(exc, NeuronError):
+        return exc
+    last = getattr(_LAST, "error", None)
+    if last is not None and f"{type(last).__name__}: {last}" in str(exc):
+        return last
+    return None
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -36,10 +64,14 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 
 def _forward(inputs, neff, config):
-    cfg = _config(config)
-    outs = run_neff(neff.detach().numpy(), [_numpy(t) for t in inputs],
-                    dynamic_batch=bool(cfg.get("dynamic_batch")),
-                    name=f"neuron subgraph {cfg.get('index', '?')}")
+    try:
+        cfg = _config(config)
+        outs = run_neff(neff.detach().numpy(), [_numpy(t) for t in inputs],
+                        dynamic_batch=bool(cfg.get("dynamic_batch")),
+                        name=f"neuron subgraph {cfg.get('index', '?')}")
+    except NeuronError as exc:
+        _LAST.error = exc
+        raise
     return [torch.from_numpy(o) for o in outs]
 
 

@@ -49,3 +49,26 @@ def test_pipeline_cores_beyond_the_largest_instance_are_refused():
     assert parse_compiler_args(["--neuroncore-pipeline-cores", "64"]).pipeline_cores == 64
     with pytest.raises(CompilerOptionError, match="must be 1 to 64"):
         parse_compiler_args(["--neuroncore-pipeline-cores", "1000000000"])
+
+
+def test_a_neff_may_be_given_as_a_uint8_array_and_nothing_else_odd():
+    """A NEFF held in a numpy array (a framework tensor's .numpy(), a 0-d bytes object array)
+    loads like its bytes; other objects are a NeffSourceError (also a TypeError) saying what a
+    NEFF may be given as."""
+    import numpy as np
+
+    from neuron_core.compiler import compile_graph
+    from neuron_core.errors import NeffSourceError
+    from neuron_core.runtime import load
+    data = compile_graph(from_onnx(small_cnn()), parse_compiler_args([])).to_bytes()
+    x = np.ones((1, 3, 32, 32), np.float32)
+    want = load(data).run([x])[0]
+    for held in (np.frombuffer(data, np.uint8), np.frombuffer(data, np.uint8).reshape(-1, 64),
+                 np.array(data, dtype=object)):
+        np.testing.assert_array_equal(load(held).run([x])[0], want)
+    for odd, said in ((12, "got int"), (None, "got NoneType"),
+                      (np.zeros(3, np.float32), "got a float32 array"),
+                      (np.frombuffer(data, np.uint8)[::2], "non-contiguous uint8")):
+        with pytest.raises(NeffSourceError, match=said):
+            load(odd)
+    assert issubclass(NeffSourceError, (NeuronError, TypeError))

@@ -127,8 +127,12 @@ def test_trace_wrong_batch_size_names_expected_and_got():
     traced = torch.neuron.trace(family("vgg"), torch.randn(2, 3, 32, 32))
     # TorchScript re-raises errors of custom ops as RuntimeError carrying the message
     with pytest.raises((BadInputError, RuntimeError),
-                       match=r"shape \(3, 3, 32, 32\), expected \(2, 3, 32, 32\)"):
+                       match=r"BadInputError: \[EXEC_BAD_INPUT\] .*shape \(3, 3, 32, 32\), "
+                             r"expected \(2, 3, 32, 32\)") as caught:
         traced(torch.randn(3, 3, 32, 32))
+    original = torch_neuron.neuron_error(caught.value)
+    assert isinstance(original, BadInputError) and original.status == "EXEC_BAD_INPUT"
+    assert torch_neuron.neuron_error(RuntimeError("something else")) is None
 
 
 def test_trace_dynamic_batch_size_runs_other_batches(fp32):
@@ -236,3 +240,26 @@ def test_dynamic_batch_refuses_a_model_that_computes_otherwise_at_batch_one():
             return x * 3.0 if x.shape[0] == 1 else x * 2.0
     with pytest.raises(NeuronError, match="computes something else at batch 1"):
         torch.neuron.trace(ByBatch().eval(), torch.randn(1, 4), dynamic_batch_size=True)
+
+
+def test_a_damaged_neff_in_a_loaded_model_is_a_neff_format_error_through_torchscript(tmp_path):
+    """A byte of the NEFF buffer flipped in a saved model: the run raises TorchScript's
+    RuntimeError, whose text leads with the NeuronError's class, and neuron_error gives the
+    NeffFormatError back (the models the trace loaded are dropped first, as in a new process)."""
+    import io
+
+    from neuron_core.bridge.runner import unload_all
+    from neuron_core.errors import NeffFormatError
+    traced = torch.neuron.trace(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()),
+                                torch.zeros(2, 4))
+    buf = io.BytesIO()
+    torch.jit.save(traced, buf)
+    buf.seek(0)
+    loaded = torch.jit.load(buf)
+    neff = next(b for n, b in loaded.named_buffers() if n.endswith(".neff"))
+    with torch.no_grad():
+        neff[-100] ^= 1                     # inside the weights section
+    unload_all()
+    with pytest.raises(RuntimeError, match=r"NeffFormatError: corrupted: section 'weights'") as e:
+        loaded(torch.zeros(2, 4))
+    assert isinstance(torch_neuron.neuron_error(e.value), NeffFormatError)
