@@ -24,7 +24,7 @@ import onnx as _onnx
 from onnx import helper, numpy_helper
 
 from .compiler import parse_compiler_args
-from .errors import BadInputError, FrontendError, NeffFormatError, NeuronError
+from .errors import BadInputError, FrontendError, NeffFormatError, NeuronError, RuntimeStatusError
 from .fileio import atomic_write, check_destination
 from .estimate import estimate_neffs, measure_host_ms, summary_line
 from .frontends.onnx_import import from_onnx, load_model
@@ -38,8 +38,74 @@ NEURON_OP = "NeuronOp"
 FORMAT = "neuron-sim-onnx-1"
 
 
-def _dtype_of(elem_type: int) -> np.dtype:
-    return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+def _damaged(what: str) -> NeffFormatError:
+    return NeffFormatError(f"the compiled ONNX model is damaged: {what}; compile it again")
+
+
+def _dtype_of(vi) -> np.dtype:
+    from . import dtypes
+    elem = vi.type.tensor_type.elem_type
+    if elem not in dtypes.ONNX_DTYPES:
+        raise _damaged(f"value {vi.name!r} has ONNX element type {elem}, which is not one of "
+                       f"{sorted(dtypes.ONNX_DTYPES)}")
+    return dtypes.to_numpy(dtypes.ONNX_DTYPES[elem])
+
+
+def _shape_of(vi) -> tuple:
+    """The value's shape, None for a symbolic dimension (only the onnxruntime part has those)."""
+    dims = vi.type.tensor_type.shape.dim
+    if any(d.HasField("dim_value") and d.dim_value < 0 for d in dims):
+        raise _damaged(f"value {vi.name!r} has shape {[d.dim_param or d.dim_value for d in dims]}")
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+
+
+def _fits(shape: tuple, declared: tuple) -> bool:
+    return len(shape) == len(declared) and all(d is None or d == n
+                                               for n, d in zip(shape, declared))
+
+
+def _neff_of(node) -> bytes:
+    found = [a for a in node.attribute if a.name == "neff"]
+    if len(found) != 1 or found[0].type != _onnx.AttributeProto.STRING:
+        raise _damaged(f"node {node.name!r} ({NEURON_OP}) has no 'neff' string attribute")
+    return found[0].s
+
+
+def _check_graph(proto) -> dict:
+    """The structure of a saved model, before anything is loaded from it: a valid ONNX graph
+    (topologically sorted, every value defined), a known element type and static shape for every
+    graph input and typed value, and a JSON report; returns the partition report's dict."""
+    from onnx.checker import ValidationError
+    try:
+        _onnx.checker.check_model(proto)
+    except ValidationError as exc:
+        raise _damaged(" ".join(str(exc).split())[:300]) from None
+    g = proto.graph
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        _dtype_of(vi), _shape_of(vi)
+    text = {p.key: p.value for p in proto.metadata_props}.get("neuron.report", "{}")
+    try:
+        report = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise _damaged(f"its neuron.report is not JSON ({exc})") from None
+    if not isinstance(report, dict):
+        raise _damaged("its neuron.report is not a JSON object")
+    return report
+
+
+def _check_neuron_node(node, model, types: dict) -> None:
+    """A NeuronOp node's inputs and outputs are its NEFF's, in number, dtype and shape."""
+    for side, names, declared in (("inputs", node.input, model.inputs),
+                                  ("outputs", node.output, model.outputs)):
+        if len(names) != len(declared):
+            raise _damaged(f"node {node.name!r} has {len(names)} {side}, its NEFF {len(declared)}")
+        for name, (_, shape, dtype) in zip(names, declared):
+            vi = types.get(name)
+            if vi is None:
+                raise _damaged(f"value {name!r} of node {node.name!r} has no type")
+            if (_shape_of(vi), _dtype_of(vi).name) != (tuple(shape), dtype):
+                raise _damaged(f"value {name!r} is {_dtype_of(vi).name}{list(_shape_of(vi))} but "
+                               f"node {node.name!r}'s NEFF has {dtype}{list(shape)}")
 
 
 class CompiledModel:
@@ -53,11 +119,10 @@ class CompiledModel:
         if meta.get("neuron.format") != FORMAT:
             raise NeuronError("this ONNX file was not written by neuron_core.onnx.compile(...).save"
                               f" (neuron.format is {meta.get('neuron.format')!r}); compile it first")
-        self._report_json = meta.get("neuron.report", "{}")
+        self._report = _check_graph(proto)
         g = proto.graph
         inits = {t.name: t for t in g.initializer}
-        self.inputs = [(vi.name, tuple(d.dim_value for d in vi.type.tensor_type.shape.dim),
-                        _dtype_of(vi.type.tensor_type.elem_type)) for vi in g.input
+        self.inputs = [(vi.name, _shape_of(vi), _dtype_of(vi)) for vi in g.input
                        if vi.name not in inits]
         self.output_names = [o.name for o in g.output]
         types = {vi.name: vi for vi in list(g.value_info) + list(g.input) + list(g.output)}
@@ -77,13 +142,10 @@ class CompiledModel:
             for node in g.node:
                 if node.domain == DOMAIN and node.op_type == NEURON_OP:
                     flush()
-                    neff = [a for a in node.attribute if a.name == "neff"]
-                    if not neff:
-                        raise NeffFormatError(f"node {node.name!r} ({NEURON_OP}) has no 'neff' "
-                                              "attribute; the file is damaged: compile it again")
-                    neff = helper.get_attribute_value(neff[0])
+                    neff = _neff_of(node)
                     self.neffs.append(neff)
                     self.steps.append(("neuron", runtime.load(neff, precision=precision), node))
+                    _check_neuron_node(node, self.steps[-1][1], types)
                 else:
                     run.append(node)
             flush()
@@ -94,7 +156,7 @@ class CompiledModel:
     @property
     def report(self) -> PartitionReport:
         """The partition report recorded at compile time: print it, or .to_json(), .to_dot()."""
-        return PartitionReport.from_dict(json.loads(self._report_json))
+        return PartitionReport.from_dict(self._report)
 
     def run(self, feed) -> list:
         """`feed`: one array, a list in declared order, or a name -> array dict. Returns outputs."""
@@ -114,10 +176,12 @@ class CompiledModel:
                                 f"unknown {unknown}; the model's inputs are {names}")
         for name, shape, dtype in self.inputs:
             arr = feed[name]
-            if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != dtype:
+            if not isinstance(arr, np.ndarray) or not _fits(arr.shape, shape) or \
+                    arr.dtype != dtype:
                 got = (f"{arr.dtype.name}{list(arr.shape)}" if isinstance(arr, np.ndarray)
                        else type(arr).__name__)
-                raise BadInputError(f"input {name!r} must be a {dtype.name}{list(shape)} array, "
+                want = [d if d is not None else "?" for d in shape]
+                raise BadInputError(f"input {name!r} must be a {dtype.name}{want} array, "
                                     f"got {got}")
         env = dict(feed)
         host = 0.0
@@ -134,7 +198,7 @@ class CompiledModel:
                 sess, wanted = engine
                 feeds = {i.name: env[i.name] for i in sess.get_inputs()}
                 started = time.perf_counter()
-                env.update(zip(wanted, sess.run(wanted, feeds)))
+                env.update(zip(wanted, _run_host(sess, wanted, feeds, node)))
                 seconds = time.perf_counter() - started
                 host += seconds
                 if profile_dir:
@@ -171,7 +235,7 @@ class CompiledModel:
         if not any(kind == "host" for kind, _, _ in self.steps):
             return 0.0
         if self.last_host_ms is None:
-            zeros = {n: np.zeros(s, d) for n, s, d in self.inputs}
+            zeros = {n: np.zeros([x or 1 for x in s], d) for n, s, d in self.inputs}
             try:
                 with np.errstate(all="ignore"):
                     measured = measure_host_ms(lambda: self.run(zeros),
@@ -198,8 +262,17 @@ class CompiledModel:
                 engine.unload()
 
 
+def _run_host(sess, wanted: list, feeds: dict, nodes) -> list:
+    try:
+        return sess.run(wanted, feeds)
+    except Exception as exc:   # onnxruntime's own error types
+        raise RuntimeStatusError(f"the onnxruntime part ({', '.join(n.name or n.op_type for n in nodes)}"
+                                 f") failed: {str(exc).strip()[:500]}") from None
+
+
 def _host_session(nodes, inits, types, opsets, ort):
-    """One onnxruntime session for a run of consecutive host nodes."""
+    """One onnxruntime session for a run of consecutive host nodes (NeffFormatError when the
+    file's nodes do not make one)."""
     produced = {o for n in nodes for o in n.output}
     needed, used_inits = [], []
     for n in nodes:
@@ -208,12 +281,19 @@ def _host_session(nodes, inits, types, opsets, ort):
                 continue
             (used_inits if i in inits else needed).append(i)
     outputs = [o for n in nodes for o in n.output if o]
+    untyped = [i for i in needed if i not in types]
+    if untyped:
+        raise _damaged(f"values {untyped} read by its onnxruntime part have no type")
     graph = helper.make_graph(list(nodes), "host", [types[i] for i in needed],
                               [types.get(o) or _onnx.ValueInfoProto(name=o) for o in outputs],
                               [inits[i] for i in used_inits])
     model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = min(model.ir_version, 10)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception as exc:   # onnxruntime's own error types
+        raise _damaged(f"its onnxruntime part ({', '.join(n.name or n.op_type for n in nodes)}) "
+                       f"does not load: {str(exc).strip()[:500]}") from None
     return sess, outputs
 
 
@@ -302,7 +382,7 @@ def _is_saved_model(path) -> bool:
     proto = load_model(os.fspath(path))
     for node in proto.graph.node:
         if node.domain == DOMAIN:
-            read_neff(helper.get_attribute_value(next(a for a in node.attribute if a.name == "neff")))
+            read_neff(_neff_of(node))
     return {p.key: p.value for p in proto.metadata_props}.get("neuron.format") == FORMAT
 
 

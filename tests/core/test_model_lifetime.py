@@ -92,5 +92,5 @@ def test_a_missing_neff_attribute_is_a_neuron_error(tmp_path, fresh_runtime):
     node.attribute.extend(keep)
     damaged = tmp_path / "no_neff.neuron.onnx"
     onnx.save(proto, damaged)
-    with pytest.raises(NeuronError, match="has no 'neff' attribute"):
+    with pytest.raises(NeuronError, match="has no 'neff' string attribute"):
         neuron_onnx.load(str(damaged))

@@ -159,3 +159,45 @@ def test_dump_passes_writes_one_folder_per_subgraph_and_costs_are_an_option(tmp_
     assert all((tmp_path / f / "09-plan_memory.txt").exists() for f in folders)
     with pytest.raises(NeuronError, match="valid options are"):
         nonnx.compile(_with_unsupported("middle"), cost=TransferCosts())
+
+
+def _report_prop(q):
+    return next(p for p in q.metadata_props if p.key == "neuron.report")
+
+
+def _host_node(q):
+    return next(n for n in q.graph.node if n.domain != nonnx.DOMAIN)
+
+
+DAMAGE = [
+    ("elem_type", lambda q: setattr(q.graph.input[0].type.tensor_type, "elem_type", 0),
+     "value 'input' has ONNX element type 0"),
+    ("value_info", lambda q: q.graph.ClearField("value_info"), "has no type"),
+    ("report", lambda q: setattr(_report_prop(q), "value", "{bad"), "neuron.report is not JSON"),
+    ("undefined", lambda q: _host_node(q).input.__setitem__(0, "nope"), "topologically sorted"),
+    ("extra_output", lambda q: q.graph.node[0].output.append("extra"), "has 2 outputs, its NEFF 1"),
+    ("order", lambda q: q.graph.node.reverse(), "topologically sorted"),
+    ("input_shape", lambda q: q.graph.input[0].type.tensor_type.shape.dim[0].__setattr__(
+        "dim_value", 5), r"is float32\[5, 3, 32, 32\] but node 'neuron_subgraph_0''s NEFF has"),
+    ("host_op", lambda q: setattr(_host_node(q), "op_type", "Bogus"), "No Op registered for Bogus"),
+    ("neff_type", lambda q: q.graph.node[0].attribute[0].__setattr__("type", onnx.AttributeProto.INT),
+     "type field and data field mismatch in attribute neff"),
+]
+
+
+@pytest.mark.parametrize("edit, message", [d[1:] for d in DAMAGE], ids=[d[0] for d in DAMAGE])
+def test_a_damaged_saved_model_is_a_neff_format_error_and_loads_nothing(tmp_path, edit, message):
+    """Each edit of a saved fallback model is refused at load by what it breaks, and every NEFF
+    the failed load had loaded is given back."""
+    from neuron_core.runtime.device import get_device_manager
+    compiled = nonnx.compile(_with_unsupported("middle"), cost_aware=False)
+    proto = onnx.ModelProto()
+    proto.CopyFrom(compiled.proto)
+    compiled.unload()
+    edit(proto)
+    path = tmp_path / "damaged.neuron.onnx"
+    onnx.save(proto, path)
+    before = sum(u.used for u in get_device_manager().usage().values())
+    with pytest.raises(NeffFormatError, match=message):
+        nonnx.load(path)
+    assert sum(u.used for u in get_device_manager().usage().values()) == before
