@@ -25,11 +25,11 @@ import csv
 import json
 import os
 import re
-import tempfile
 from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from ..errors import NeuronError
+from ..fileio import atomic_write, check_destination
 from ..hw import INF1, NeuronCoreConfig
 from .context import default
 from .timing import TRACKS
@@ -161,11 +161,20 @@ def write_profile(directory, trace: dict, model: str) -> Path:
     seq = default().next_profile(str(directory), model)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{_safe(model)}-pid{os.getpid()}-{seq % max(1, limit):05d}{TRACE_SUFFIX}"
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=directory)
-    with os.fdopen(fd, "w") as f:
-        json.dump(trace, f)
-    os.replace(tmp, path)
+    # the ring replaces this process's older traces (or a trace an earlier process of the same
+    # pid wrote), never a file of another kind
+    check_destination(path, _is_trace, overwrite=False, what="a profile trace written here",
+                      advice=f"move it out of {str(directory)!r} or point {ENV_PROFILE} elsewhere")
+    atomic_write(path, json.dumps(trace).encode())
     return path
+
+
+def _is_trace(path: Path) -> bool:
+    if path.stat().st_size > 1 << 30:
+        return False
+    trace = json.loads(path.read_bytes())
+    return isinstance(trace, dict) and isinstance(trace.get("traceEvents"), list) and \
+        isinstance(trace.get("otherData"), dict) and "model" in trace["otherData"]
 
 
 # ------------------------------------------------------------------------------ operator table

@@ -88,3 +88,30 @@ def test_workdir_never_writes_through_a_symlink_or_over_a_foreign_file(tmp_path)
     _dump(WorkDir(work), 0, graph, b"neff", call)
     _dump(WorkDir(work), 0, graph, b"neff2", call)   # its own files are replaced on a rerun
     assert (work / "neuron_subgraph_0" / "model.neff").read_bytes() == b"neff2"
+
+
+def test_a_profile_never_replaces_a_file_of_another_kind(tmp_path, monkeypatch):
+    """NEURON_PROFILE's ring of traces replaces this process's older traces, but a file of the
+    user's at a trace's name is kept, and the run says so."""
+    import os
+
+    import numpy as np
+
+    from neuron_core.compiler import compile_graph, parse_compiler_args
+    from neuron_core.errors import NeuronError
+    from neuron_core.frontends.onnx_import import from_onnx
+    from neuron_core.models.builders import small_cnn
+    from neuron_core.runtime import load
+    model = load(compile_graph(from_onnx(small_cnn()), parse_compiler_args([])).to_bytes())
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    monkeypatch.setenv("NEURON_PROFILE", str(tmp_path))
+    monkeypatch.setenv("NEURON_PROFILE_MAX_FILES", "1")          # every run writes the same name
+    model.run([x])
+    (trace,) = tmp_path.glob("*.trace.json")
+    model.run([x])                                          # its own trace: replaced
+    assert [p.name for p in tmp_path.glob("*.trace.json")] == [trace.name]
+    trace.write_text("my notes")
+    with pytest.raises(NeuronError, match="refusing to replace .* not a profile trace"):
+        model.run([x])
+    assert trace.read_text() == "my notes"
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
