@@ -63,6 +63,26 @@ class Neff:
     sections: list[Section] = field(default_factory=list, repr=False)
     #: checks the weights section's sha256 on the first read of `weights` (read_neff(defer=...))
     _deferred_check: object = field(default=None, repr=False)
+    #: the file's mmap (None for bytes) and each weight's byte span in it
+    _map: object = field(default=None, repr=False)
+    _spans: dict = field(default_factory=dict, repr=False)
+
+    def drop_pages(self, name: str | None = None) -> None:
+        """Tell the kernel that weight `name`'s pages of the mapped file (all weights' with None)
+        are not needed now (a reader that made its own copy of the array, or only checked the
+        hash, calls it): they leave the process's resident memory and are read again from the
+        file if the array is read again."""
+        spans = list(self._spans.values())
+        span = self._spans.get(name) if name is not None else \
+            (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
+        if self._map is None or span is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        start, stop = span
+        start -= start % mmap.PAGESIZE
+        stop -= stop % mmap.PAGESIZE         # a page shared with a neighbour stays
+        if stop > start:
+            with contextlib.suppress(OSError, ValueError):
+                self._map.madvise(mmap.MADV_DONTNEED, start, stop - start)
 
     @property
     def weights(self) -> dict[str, np.ndarray]:
@@ -203,9 +223,25 @@ def _open(path: str):
         raise NeffFormatError(f"cannot read NEFF file {path!r}: {exc.strerror or exc}") from exc
 
 
+#: bytes hashed at a time; of a mapped file, the pages of each chunk leave the resident set once
+#: hashed (a reader that needs them faults them in again), so checking a large NEFF does not hold
+#: all of it in memory at once
+HASH_CHUNK = 16 << 20
+
+
 def _sha256(buf, start: int, size: int) -> bytes:
-    with memoryview(buf) as view, view[start:start + size] as part:
-        return hashlib.sha256(part).digest()
+    digest = hashlib.sha256()
+    drop = isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED")
+    with memoryview(buf) as view:
+        for at in range(start, start + size, HASH_CHUNK):
+            stop = min(at + HASH_CHUNK, start + size)
+            with view[at:stop] as part:
+                digest.update(part)
+            low, high = at - at % mmap.PAGESIZE, stop - stop % mmap.PAGESIZE
+            if drop and high > low:
+                with contextlib.suppress(OSError, ValueError):
+                    buf.madvise(mmap.MADV_DONTNEED, low, high - low)
+    return digest.digest()
 
 
 def _read_header(buf, where: str) -> tuple[tuple[int, int], str, list[Section], int]:
@@ -386,11 +422,12 @@ def _parse(buf, where: str, path: str | None, verify: bool, defer_weights: bool 
                 _check_hash(buf, s, where)
     metadata, program, index = (_load_json(buf, by_name[n], where) for n in SECTIONS[:3])
     ws = by_name["weights"]
-    weights = {}
+    weights, spans = {}, {}
     for name, dtype, shape, offset in _check_index(index, ws.size, where):
         arr = np.frombuffer(buf, dtype=dtypes.to_numpy(dtype), count=math.prod(shape),
                             offset=ws.offset + offset).reshape(shape)
         arr.flags.writeable = False
         weights[name] = arr
+        spans[name] = (ws.offset + offset, ws.offset + offset + arr.nbytes)
     return Neff(version, compiler_version, metadata, program, weights, path, len(buf), table,
-                deferred)
+                deferred, buf if isinstance(buf, mmap.mmap) else None, spans)

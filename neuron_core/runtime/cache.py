@@ -12,9 +12,11 @@ the program is then built at every load.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import mmap
 import os
 import shutil
 import tempfile
@@ -100,8 +102,13 @@ def _read_segment(entry: Path, s: dict):
     segment.model = (entry / s["model"]).read_bytes()
     # mapped, not read: onnxruntime reads the pages it needs, from the page cache when warm
     # (entries are never rewritten in place, so a mapping stays valid while it is used)
-    blob = np.memmap(entry / s["weights_file"], dtype=np.uint8, mode="r") \
-        if s["weights_bytes"] else np.zeros(0, np.uint8)
+    blob = np.zeros(0, np.uint8)
+    if s["weights_bytes"]:
+        with open(entry / s["weights_file"], "rb") as f:
+            mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        blob = np.frombuffer(mapping, np.uint8)
+        if hasattr(mmap, "MADV_DONTNEED"):
+            segment.release = functools.partial(mapping.madvise, mmap.MADV_DONTNEED)
     if blob.size != s["weights_bytes"]:
         raise ValueError(f"{s['weights_file']} holds {blob.size} bytes, not {s['weights_bytes']}")
     for name, dtype, shape, offset in s["weights"]:

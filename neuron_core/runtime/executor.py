@@ -207,7 +207,7 @@ class Executor:
     the ops' NumPy references); see runtime/kernels/."""
 
     def __init__(self, program, weights: dict, precision: str = "hardware",
-                 kernels_: str = "instruction"):
+                 kernels_: str = "instruction", drop_pages=None):
         if precision not in PRECISIONS:
             raise NeuronError(f"precision {precision!r} is not valid; choose from {PRECISIONS}")
         self.program, self.precision, self.kernels = program, precision, kernels_
@@ -223,6 +223,8 @@ class Executor:
                 arr = weights[b.name]
                 if hardware and b.id in rounding:
                     arr = dtypes.round_to(np.asarray(arr, np.float32), b.storage)
+                    if drop_pages is not None:
+                        drop_pages(b.name)          # the file's copy is not read again
                 self.env_template[b.id] = arr
         fast, self.blocked, unblock = self._plan(kernels_)
         #: how many instructions run on the fast kernels

@@ -70,6 +70,8 @@ class Segment:
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
     guards: list = field(default_factory=list)
+    #: gives the resident pages of a mapped weights file back once a session has read them
+    release: object = field(default=None, repr=False, compare=False)
 
 
 def name(bid: int) -> str:

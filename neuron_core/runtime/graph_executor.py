@@ -50,12 +50,20 @@ class GraphExecutor:
                     cache.discard(key)
                     segments, self.from_cache = None, False
                 check.result()  # raises NeffFormatError for a corrupted weights section
+                neff.drop_pages()   # the hash read them; the sessions read the cache's copy
         if segments is None:
             from .graph import Lowering
             segments = Lowering(program, self.constants(), self._rounding,
                                 kernels.nchwc_block(), precision).segments()
-            self._runs = [self._prepare(s) for s in segments]
             cache.store(key, segments)
+            stored = cache.load(key)
+            if stored is not None:
+                # the sessions read the mapped copy just stored, and the arrays the lowering
+                # made go (remade if a reference segment asks): the first load holds the
+                # weights no more often than the next ones
+                segments, self._constants = stored, None
+                _give_back_freed_memory()
+            self._runs = [self._prepare(s) for s in segments]
         self.segments = segments
         #: how many instructions run in onnxruntime graphs, and in how many graphs
         self.graph_instructions = sum(len(s.instrs) for s in segments if s.model is not None)
@@ -71,6 +79,7 @@ class GraphExecutor:
                     arr = self._neff.weights[b.name]
                     if b.id in self._rounding:
                         arr = _round_plain(np.asarray(arr, np.float32), b.storage)
+                        self._neff.drop_pages(b.name)   # the file's copy is not read again
                     self._constants[b.id] = arr
         return self._constants
 
@@ -123,6 +132,19 @@ class GraphExecutor:
         return self._fallback[kernels_]
 
 
+def _give_back_freed_memory() -> None:
+    """Collect what the lowering left in reference cycles and ask the C allocator to return the
+    freed arenas to the system (glibc keeps them otherwise, and the sessions about to be built
+    would add their packed weights on top)."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc: its allocator decides
+        pass
+
+
 def _session_runner(segment):
     """run(env) for a graph segment: feeds its inputs from `env`, stores its outputs there, and
     says whether every MaxPool guard was finite."""
@@ -139,6 +161,10 @@ def _session_runner(segment):
         raise NeuronError(f"internal error: onnxruntime refused the graph of instructions "
                           f"{segment.instrs[0]}..{segment.instrs[-1]}: {exc}; run with "
                           "NEURON_SIM_KERNELS=instruction") from None
+    if segment.release is not None:
+        # onnxruntime has packed the weights it packs; the pages of the mapped file it read for
+        # that leave the resident set (a kernel reading them again gets them from the file)
+        segment.release()
     feeds = [(f"b{i}", i) for i in segment.inputs]
     names = list(segment.output_names) + list(segment.guards)
     outputs, n = segment.outputs, len(segment.outputs)

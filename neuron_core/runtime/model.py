@@ -52,7 +52,8 @@ class Model:
             if kernels_ == "fast":
                 self._executor = GraphExecutor(self.program, neff, precision)
             else:
-                self._executor = Executor(self.program, neff.weights, precision, kernels_)
+                self._executor = Executor(self.program, neff.weights, precision, kernels_,
+                                          neff.drop_pages)
         except BaseException:
             get_device_manager().free(self.allocation)
             raise
