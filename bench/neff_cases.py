@@ -56,10 +56,18 @@ def tiny_gemm_onnx():
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def _fixed_time(data: bytes) -> bytes:
+    """NEFF bytes with a fixed creation time, so that a case is the same in every run."""
+    from neuron_core.neff import read_neff, to_bytes
+    neff = read_neff(data)
+    metadata = dict(neff.metadata, created="2026-01-01T00:00:00+00:00")
+    return to_bytes(metadata, neff.program, dict(neff.weights), compiler_version=neff.compiler_version)
+
+
 def _compile(model) -> bytes:
     from neuron_core.compiler import compile_graph, parse_compiler_args
     from neuron_core.frontends.onnx_import import from_onnx
-    return compile_graph(from_onnx(model), parse_compiler_args([])).to_bytes()
+    return _fixed_time(compile_graph(from_onnx(model), parse_compiler_args([])).to_bytes())
 
 
 _SEEDS: list = []
@@ -86,6 +94,10 @@ def fallback_onnx_bytes() -> bytes:
     model.graph.output[0].name = "probs"
     compiled = nonnx.compile(model, cost_aware=False)
     try:
+        for node in compiled.proto.graph.node:
+            for attr in node.attribute:
+                if node.domain == nonnx.DOMAIN and attr.name == "neff":
+                    attr.s = _fixed_time(attr.s)
         return compiled.proto.SerializeToString()
     finally:
         compiled.unload()

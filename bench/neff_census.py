@@ -40,53 +40,54 @@ from neff_cases import (CASE_TIMEOUT_S, FIRST_CASE_TIMEOUT_S, KERNELS, _differen
 from neff_edits import edited_neff
 from neff_values import random_chooser
 
-def census_case(group: str, seed: int, index: int) -> tuple[str, str, str]:
-    """(outcome, detail, description) of one census case, rebuilt from (group, seed, index)."""
+def build_case(group: str, seed: int, index: int):
+    """(description, run, expected outputs or None when not judged) of one case, rebuilt from
+    (group, seed, index) alone: the same case in every run and process."""
     rng = random.Random(f"{seed}:{group}:{index}")
+    if group == "onnx":
+        desc, data = onnx_mutation(rng)
+        return f"[fallback .neuron.onnx] {desc}", lambda: run_onnx(data), None
     models = seeds()
     model = rng.choice(models)
     kernels = rng.choice(KERNELS)
+    want = model.baseline(kernels)
     if group == "edit":
         desc, write = edited_neff(random_chooser(rng), model)
-        want = model.baseline(kernels)
     else:
-        other = rng.choice(models).data
-        desc, data = raw_mutation(rng, model.data, other)
+        desc, data = raw_mutation(rng, model.data, rng.choice(models).data)
         if group == "raw+rehash":
             data, want = rehash(data), None
-        else:
-            want = model.baseline(kernels)
         write = lambda: data      # noqa: E731
-    inputs = model.inputs
-    outcome, detail = classify(lambda: run_neff(write(), inputs, kernels), want)
-    return outcome, detail, f"[{model.name}, kernels={kernels}] {desc}"
+    return (f"[{model.name}, kernels={kernels}] {desc}",
+            lambda: run_neff(write(), model.inputs, kernels), want)
+
+
+def census_case(group: str, seed: int, index: int) -> tuple[str, str, str]:
+    """(outcome, detail, description) of one case."""
+    desc, run, want = build_case(group, seed, index)
+    outcome, detail = classify(run, want)
+    return outcome, detail, desc
 
 
 _FALLBACK: list = []
 
 
-def onnx_case(seed: int, index: int) -> tuple[str, str, str]:
+def onnx_mutation(rng: random.Random) -> tuple[str, bytes]:
     """A raw mutation of the fallback `.neuron.onnx` bytes; only its exceptions are judged (a
     changed initializer of the host part is a legitimate change)."""
     if not _FALLBACK:
         _FALLBACK.append(fallback_onnx_bytes())
-    rng = random.Random(f"{seed}:onnx:{index}")
     data = bytearray(_FALLBACK[0])
     kind = rng.choice(["bitflip", "bytes", "truncate"])
     if kind == "bitflip":
         bit = rng.randrange(len(data) * 8)
         data[bit // 8] ^= 1 << (bit % 8)
-        desc = f"bit {bit} flipped"
-    elif kind == "bytes":
-        k = rng.randrange(len(data))
+        return f"bit {bit} flipped", bytes(data)
+    k = rng.randrange(len(data))
+    if kind == "bytes":
         data[k] = rng.randrange(256)
-        desc = f"byte {k} = {data[k]}"
-    else:
-        k = rng.randrange(len(data))
-        data = data[:k]
-        desc = f"truncated to {k} bytes"
-    outcome, detail = classify(lambda: run_onnx(bytes(data)))
-    return outcome, detail, f"[fallback .neuron.onnx] {desc}"
+        return f"byte {k} = {data[k]}", bytes(data)
+    return f"truncated to {k} bytes", bytes(data[:k])
 
 
 def worker_main() -> None:
@@ -99,18 +100,34 @@ def worker_main() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     for line in sys.stdin:
         group, seed, index = line.split()
-        case = onnx_case if group == "onnx" else functools.partial(census_case, group)
-        outcome, detail, desc = case(int(seed), int(index))
-        out.write(json.dumps({"outcome": outcome, "detail": detail, "desc": desc}) + "\n")
+        case = _selfcheck if group == "selfcheck" else functools.partial(census_case, group)
+        started = time.perf_counter()
+        try:
+            outcome, detail, desc = case(int(seed), int(index))
+        except Exception as exc:    # noqa: BLE001  (the harness's own failure, not a finding)
+            outcome, detail, desc = "harness error", f"{type(exc).__name__}: {exc}", ""
+        out.write(json.dumps({"outcome": outcome, "detail": detail, "desc": desc,
+                              "seconds": time.perf_counter() - started}) + "\n")
         out.flush()
+
+
+def _selfcheck(seed: int, index: int) -> tuple[str, str, str]:
+    """Cases that check the census itself: 0 kills the worker, 1 hangs, 2 answers."""
+    if index == 0:
+        os.abort()
+    if index == 1:
+        time.sleep(3600)
+    return "identical", "", "selfcheck"
 
 
 class Worker:
     """One worker process; a case that outlives its time limit or kills the worker is counted
     and the worker is started again."""
 
-    def __init__(self, log):
+    def __init__(self, log, case_timeout: float = CASE_TIMEOUT_S,
+                 first_timeout: float = FIRST_CASE_TIMEOUT_S):
         self.log, self.proc, self.first = log, None, True
+        self.case_timeout, self.first_timeout = case_timeout, first_timeout
 
     def start(self):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -122,7 +139,7 @@ class Worker:
     def ask(self, group: str, seed: int, index: int) -> dict:
         if self.proc is None or self.proc.poll() is not None:
             self.start()
-        limit = FIRST_CASE_TIMEOUT_S if self.first else CASE_TIMEOUT_S
+        limit = self.first_timeout if self.first else self.case_timeout
         try:
             self.proc.stdin.write(f"{group} {seed} {index}\n")
             self.proc.stdin.flush()
@@ -160,20 +177,22 @@ def census(cases: int, seed: int, rehashed: int, onnx: int, log_path: str | None
     started = time.perf_counter()
     try:
         for group, n in groups:
-            counts, findings = Counter(), {}
+            counts, findings, slowest = Counter(), {}, (0.0, "")
             t0 = time.perf_counter()
             for index in range(n):
                 answer = worker.ask(group, seed, index)
                 outcome = answer["outcome"]
                 counts[outcome] += 1
-                if outcome in ("other", "different", "timeout", "crash"):
+                slowest = max(slowest, (answer.get("seconds", 0.0), f"{group}:{seed}:{index}"))
+                if outcome in ("other", "different", "timeout", "crash", "harness error"):
                     key = (outcome, _pattern(outcome, answer["detail"], answer["desc"]))
                     entry = findings.setdefault(key, {"count": 0, "cases": [], "detail": answer["detail"],
                                                       "desc": answer["desc"]})
                     entry["count"] += 1
                     if len(entry["cases"]) < examples:
                         entry["cases"].append(f"{group}:{seed}:{index}")
-            results[group] = {"counts": counts, "findings": findings, "seconds": time.perf_counter() - t0}
+            results[group] = {"counts": counts, "findings": findings, "slowest": slowest,
+                              "seconds": time.perf_counter() - t0}
     finally:
         worker.stop()
     results["seconds"] = time.perf_counter() - started
@@ -197,7 +216,8 @@ def print_census(results: dict, cases: int, seed: int) -> None:
             continue
         r = results[group]
         total = sum(r["counts"].values())
-        print(f"\n{group}: {total} cases in {r['seconds']:.0f} s")
+        print(f"\n{group}: {total} cases in {r['seconds']:.0f} s (slowest case {r['slowest'][0]:.2f} s: "
+              f"{r['slowest'][1]})")
         for outcome, n in sorted(r["counts"].items(), key=lambda kv: -kv[1]):
             print(f"  {outcome:40s} {n:6d}")
         if r["findings"]:
@@ -209,23 +229,16 @@ def print_census(results: dict, cases: int, seed: int) -> None:
 
 
 def replay(spec: str) -> None:
-    """Re-run one census case in this process and print its traceback."""
+    """Re-run one census case in this process, printing its traceback if it raises."""
     quiet_environment()
     group, seed, index = spec.split(":")
-    rng = random.Random(f"{seed}:{group}:{index}")
-    model = rng.choice(seeds())
-    kernels = rng.choice(KERNELS)
-    if group == "edit":
-        desc, write = edited_neff(random_chooser(rng), model)
-        data = write()
+    desc, run, want = build_case(group, int(seed), int(index))
+    print(desc)
+    got = run()
+    if want is None:
+        print("ran (outputs not judged)")
     else:
-        desc, data = raw_mutation(rng, model.data, rng.choice(seeds()).data)
-        if group == "raw+rehash":
-            data = rehash(data)
-    print(f"[{model.name}, kernels={kernels}] {desc}")
-    got = run_neff(data, model.inputs, kernels)
-    want = model.baseline(kernels)
-    print("identical" if same_outputs(got, want) else f"different: {_difference(got, want)}")
+        print("identical" if same_outputs(got, want) else f"different: {_difference(got, want)}")
 
 
 def main(argv=None) -> int:
@@ -249,7 +262,7 @@ def main(argv=None) -> int:
         print_census(results, args.cases, args.seed)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({g: {"counts": r["counts"], "seconds": r["seconds"],
+                json.dump({g: {"counts": r["counts"], "seconds": r["seconds"], "slowest": r["slowest"],
                                "findings": [{"outcome": k[0], "pattern": k[1], **v}
                                             for k, v in r["findings"].items()]}
                            for g, r in results.items() if isinstance(r, dict)}, f, indent=1)

@@ -80,3 +80,13 @@ def test_the_harness_tells_findings_from_refusals():
         read_neff(bytes(data))
     with pytest.raises(NeffFormatError, match="not valid UTF-8 JSON|must hold a JSON object"):
         read_neff(neff_cases.rehash(bytes(data)))
+
+
+def test_the_census_counts_a_crash_and_a_hang_and_goes_on():
+    import neff_census
+    worker = neff_census.Worker(subprocess.DEVNULL, case_timeout=2, first_timeout=30)
+    try:
+        answers = [worker.ask("selfcheck", 0, i)["outcome"] for i in (2, 0, 2, 1, 2)]
+    finally:
+        worker.stop()
+    assert answers == ["identical", "crash", "identical", "timeout", "identical"]
