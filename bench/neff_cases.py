@@ -3,6 +3,7 @@ model, judging the outcome, and raw byte mutations (with an optional re-hash so 
 reaches the JSON and the loader instead of stopping at the first sha256 check)."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -118,16 +119,41 @@ def inputs_for(declared) -> list | None:
     return arrays
 
 
+HEADROOM_BYTES = 8 << 30
+
+
+@contextlib.contextmanager
+def memory_headroom(extra: int = HEADROOM_BYTES):
+    """Cap the process's address space at what it maps now plus `extra`, for the duration: an
+    allocation a damaged model asks for fails as MemoryError instead of swamping the host (an
+    untouched calloc'ed array is not counted by an RSS limit). Linux; a no-op elsewhere."""
+    try:
+        import resource
+        with open("/proc/self/status") as f:
+            mapped = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    except (ImportError, OSError, StopIteration):
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = mapped + extra if hard == resource.RLIM_INFINITY else min(hard, mapped + extra)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def run_neff(data: bytes, inputs: list | None, kernels: str) -> list:
     """Load NEFF bytes, run them once (on `inputs`, or on arrays built from the model's own
     declarations when None), unload. Returns the outputs."""
     from neuron_core.runtime import load
-    model = load(data, kernels=kernels)
-    try:
-        args = inputs if inputs is not None else inputs_for(model.inputs)
-        return [] if args is None else model.run(list(args))
-    finally:
-        model.unload()
+    with memory_headroom():
+        model = load(data, kernels=kernels)
+        try:
+            args = inputs if inputs is not None else inputs_for(model.inputs)
+            return [] if args is None else model.run(list(args))
+        finally:
+            model.unload()
 
 
 def run_onnx(data: bytes) -> list:
@@ -137,12 +163,13 @@ def run_onnx(data: bytes) -> list:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        model = nonnx.load(path)
-        try:
-            args = inputs_for(model.inputs)
-            return [] if args is None else model.run(args)
-        finally:
-            model.unload()
+        with memory_headroom():
+            model = nonnx.load(path)
+            try:
+                args = inputs_for(model.inputs)
+                return [] if args is None else model.run(args)
+            finally:
+                model.unload()
     finally:
         os.unlink(path)
 
