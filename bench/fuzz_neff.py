@@ -87,7 +87,8 @@ def fuzz(args) -> None:
         import neuron_core.neff          # noqa: F401
         import neuron_core.onnx          # noqa: F401
         import neuron_core.runtime       # noqa: F401
-    corpus = tempfile.mkdtemp(prefix=f"neff-fuzz-{args.target}-")
+    corpus = args.corpus or tempfile.mkdtemp(prefix=f"neff-fuzz-{args.target}-")
+    os.makedirs(corpus, exist_ok=True)
     artifacts = args.artifacts or tempfile.mkdtemp(prefix="neff-fuzz-findings-")
     os.makedirs(artifacts, exist_ok=True)
     if args.target == "neff":
@@ -111,7 +112,8 @@ def fuzz(args) -> None:
              f"-seed={args.seed + 1}", args.replay or corpus]
     if args.runs:
         flags.insert(1, f"-runs={args.runs}")
-    print(f"fuzzing target {args.target} for {args.seconds} s; findings go to {artifacts}", flush=True)
+    print(f"fuzzing target {args.target} for {args.seconds} s; corpus in {corpus}, findings go to "
+          f"{artifacts}", flush=True)
     atheris.Setup(flags, target)
     atheris.Fuzz()
 
@@ -124,6 +126,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="libFuzzer's random seed (+1)")
     parser.add_argument("--artifacts", help="where libFuzzer writes findings (default: a temp dir)")
     parser.add_argument("--replay", help="run the target once on this input file (a finding)")
+    parser.add_argument("--corpus", help="the working corpus, seeded here (default: a new temp dir)")
     fuzz(parser.parse_args(argv))
     return 0
 

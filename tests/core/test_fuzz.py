@@ -30,7 +30,8 @@ def test_fuzzing_finds_nothing(target, tmp_path):
                NEURON_SIM_CACHE_DIR="off", NEURON_SIM_STATE_DIR=str(tmp_path / "state"))
     artifacts = tmp_path / "findings"
     proc = subprocess.run([sys.executable, "-m", "bench.fuzz_neff", "--target", target,
-                           "--seconds", str(FUZZ_SECONDS), "--artifacts", str(artifacts)],
+                           "--seconds", str(FUZZ_SECONDS), "--artifacts", str(artifacts),
+                           "--corpus", str(tmp_path / "corpus")],
                           cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=HARD_TIMEOUT_S)
     findings = sorted(p.name for p in artifacts.iterdir()) if artifacts.exists() else []
