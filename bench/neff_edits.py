@@ -28,7 +28,9 @@ legitimately change the output:
     pads [1,1,1,1] -> [0,2,0,2]): int attributes only get huge magnitudes (|v| >= 2**31) or
     other types, float attributes only non-numbers (bools and numeric strings such as "0.5"
     are generated: neither is a float)
-  - an attribute removed (its default is a valid value)
+  - an attribute removed (its default is a valid value), or added with a number (Gemm
+    alpha=1.5 is a valid attribute of a valid program; added ones are strings, tagged arrays,
+    nested lists and other non-numbers)
   - a cast's "to" changed to another float type; a buffer's dtype or storage changed between
     float32 / float16 / bfloat16 by any name ("f32", "bf16"): the same rounding choice as a
     cast's "to". (float64 storage is generated: the hardware has no float64.)
@@ -277,7 +279,10 @@ def edit_attr(ch, meta, prog, weights) -> str:
         key = ch.pick(["evil", "__ndarray__", "__class__", "to", "alpha", "axis", ""])
         if key in attrs:
             key += "_"
-        attrs[key] = ch.pick([tagged(ch), deep(ch.pick([30, 900])), other_types(ch, None)])
+        value = ch.pick([tagged(ch), deep(ch.pick([30, 900])), other_types(ch, None)])
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)   # a number may be a valid value of the attribute: see above
+        attrs[key] = value
         return f"instrs[{k}] ({op}).attrs added {key!r} = {_short(attrs[key])}"
     key = ch.pick(sorted(attrs))
     attrs[key] = attr_value(ch, key, attrs[key], op)

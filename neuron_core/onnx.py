@@ -80,6 +80,8 @@ def _check_graph(proto) -> dict:
         _onnx.checker.check_model(proto)
     except ValidationError as exc:
         raise _damaged(" ".join(str(exc).split())[:300]) from None
+    except UnicodeDecodeError as exc:
+        raise _damaged(f"a string in it is not UTF-8 ({exc})") from None
     g = proto.graph
     for vi in list(g.input) + list(g.output) + list(g.value_info):
         _dtype_of(vi), _shape_of(vi)
@@ -115,7 +117,10 @@ class CompiledModel:
         import onnxruntime as ort
         from . import runtime
         self.proto = proto
-        meta = {p.key: p.value for p in proto.metadata_props}
+        try:
+            meta = {p.key: p.value for p in proto.metadata_props}
+        except UnicodeDecodeError as exc:
+            raise _damaged(f"a string in its metadata is not UTF-8 ({exc})") from None
         if meta.get("neuron.format") != FORMAT:
             raise NeuronError("this ONNX file was not written by neuron_core.onnx.compile(...).save"
                               f" (neuron.format is {meta.get('neuron.format')!r}); compile it first")
@@ -202,7 +207,7 @@ class CompiledModel:
                 seconds = time.perf_counter() - started
                 host += seconds
                 if profile_dir:
-                    parts.append(("host", ", ".join(n.name or n.op_type for n in node),
+                    parts.append(("host", _node_names(node),
                                   "+".join(dict.fromkeys(n.op_type for n in node)), seconds))
         self.last_host_ms = 1e3 * host
         with self._lock:
@@ -262,12 +267,17 @@ class CompiledModel:
                 engine.unload()
 
 
+def _node_names(nodes) -> str:
+    """The nodes' names (or op types) for a message; a damaged file may hold non-UTF-8 bytes."""
+    return ", ".join(str(n.name or n.op_type) for n in nodes)
+
+
 def _run_host(sess, wanted: list, feeds: dict, nodes) -> list:
     try:
         return sess.run(wanted, feeds)
     except Exception as exc:   # onnxruntime's own error types
-        raise RuntimeStatusError(f"the onnxruntime part ({', '.join(n.name or n.op_type for n in nodes)}"
-                                 f") failed: {str(exc).strip()[:500]}") from None
+        raise RuntimeStatusError(f"the onnxruntime part ({_node_names(nodes)}) failed: "
+                                 f"{str(exc).strip()[:500]}") from None
 
 
 def _host_session(nodes, inits, types, opsets, ort):
@@ -292,8 +302,8 @@ def _host_session(nodes, inits, types, opsets, ort):
     try:
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     except Exception as exc:   # onnxruntime's own error types
-        raise _damaged(f"its onnxruntime part ({', '.join(n.name or n.op_type for n in nodes)}) "
-                       f"does not load: {str(exc).strip()[:500]}") from None
+        raise _damaged(f"its onnxruntime part ({_node_names(nodes)}) does not load: "
+                       f"{str(exc).strip()[:500]}") from None
     return sess, outputs
 
 

@@ -21,6 +21,7 @@ or hostile file never reaches the kernels.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Annotated, Any, Literal
 
@@ -75,7 +76,7 @@ class _Metadata(BaseModel):
 
 class _Post(_Strict):
     op: Name
-    attrs: dict[str, Any] = {}
+    attrs: dict[str, Any]
     inputs: Annotated[list[Annotated[int, Field(ge=-1, lt=MAX_BUFFERS)] | None],
                       Field(max_length=64)]
     position: int | None = None
@@ -189,6 +190,61 @@ def decode_attrs(value, depth: int = 0):
                                   f"{MAX_ATTR_ELEMENTS} items: the file is damaged")
         return [decode_attrs(v, depth + 1) for v in value]
     return value
+
+
+@functools.lru_cache(maxsize=None)
+def _attr_types(op: str) -> dict:
+    """Attribute name -> ONNX attribute type name of an instruction op (every op the runtime runs
+    is an ONNX op; the cast instruction takes `to` alone), plus the op's own defaults."""
+    from onnx.defs import get_schema
+
+    from ..ops import CAST
+    from ..ops.registry import get_op
+    if op == CAST:
+        return {"to": "STRING"}
+    types = {name: a.type.name for name, a in get_schema(op).attributes.items()}
+    for name in get_op(op).defaults:
+        types.setdefault(name, None)
+    return types
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and -(1 << 63) <= v < 1 << 63
+
+
+_ATTR_CHECKS = {
+    "FLOAT": (_is_number, "a finite number"),
+    "INT": (_is_int, "an int64"),
+    "STRING": (lambda v: isinstance(v, str), "a string"),
+    "FLOATS": (lambda v: isinstance(v, list) and all(map(_is_number, v)), "a list of numbers"),
+    "INTS": (lambda v: isinstance(v, list) and all(map(_is_int, v)), "a list of int64s"),
+    "STRINGS": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                "a list of strings"),
+    "TENSOR": (lambda v: isinstance(v, dict) and "__ndarray__" in v, "a tagged array"),
+}
+
+
+def _check_attrs(op: str, attrs: dict, place: str, where: str) -> None:
+    """Every attribute is one the op's schema names, of the schema's type, and decodes within
+    the limits."""
+    types = _attr_types(op)
+    for name, value in attrs.items():
+        if name not in types:
+            raise _fault(f"{place}.{name}", f"{op} has no attribute {name!r} (it takes "
+                         f"{', '.join(sorted(types)) or 'none'})", where)
+        kind = types[name]
+        if kind is None:
+            continue
+        check, said = _ATTR_CHECKS.get(kind, (lambda v: False, f"a value it can run ({kind})"))
+        if not check(value):
+            shown = repr(value)
+            raise _fault(f"{place}.{name}", f"{op}.{name} must be {said}, got "
+                         f"{shown if len(shown) <= 60 else shown[:57] + '...'}", where)
+    decode_attrs(attrs)
 
 
 # ------------------------------------------------------------------------------ consistency
@@ -404,9 +460,9 @@ def verify(neff, where: str | None = None, shapes: bool = True):
     _check_memory(program, where)
     _check_instrs(program, where)
     for k, instr in enumerate(program.instrs):
-        decode_attrs(instr.attrs)
-        for p in instr.post:
-            decode_attrs(p["attrs"])
+        _check_attrs(instr.op, instr.attrs, f"program.instrs[{k}].attrs", where)
+        for j, p in enumerate(instr.post):
+            _check_attrs(p["op"], p["attrs"], f"program.instrs[{k}].post[{j}].attrs", where)
     if shapes:
         _check_shapes(program, neff._weights, where)
     return program

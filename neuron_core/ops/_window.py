@@ -46,6 +46,11 @@ def resolve(spatial, kernel, attrs: dict, ceil_mode: bool = False) -> Window:
     strides = per_axis(attrs.get("strides"), n, 1)
     dilations = per_axis(attrs.get("dilations"), n, 1)
     pads = per_axis(attrs.get("pads"), 2 * n, 0)
+    for name, values, want in (("strides", strides, n), ("dilations", dilations, n),
+                               ("pads", pads, 2 * n)):
+        if len(values) != want:
+            raise ShapeInferenceError(f"{name} {list(values)} has {len(values)} values; a window "
+                                      f"over {n} spatial axes takes {want}")
     auto_pad = attrs.get("auto_pad", "NOTSET")
     if auto_pad not in AUTO_PADS:
         raise ShapeInferenceError(f"auto_pad {auto_pad!r} is not one of {AUTO_PADS}")

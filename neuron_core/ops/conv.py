@@ -20,6 +20,13 @@ def _check_groups(x: TensorType, channels, group: int) -> None:
                                   f"{channels} x group {group} = {channels * group}")
 
 
+def _check_bias(types: list, channels) -> None:
+    b = types[2] if len(types) > 2 else None
+    if b is not None and isinstance(channels, int) and tuple(b.shape) != (channels,):
+        raise ShapeInferenceError(f"the bias has shape {list(b.shape)}; a convolution with "
+                                  f"{channels} output channels takes a bias of [{channels}]")
+
+
 def _bias(y: np.ndarray, b) -> np.ndarray:
     if b is not None:
         y += to_f32(b).reshape((-1,) + (1,) * (y.ndim - 2))
@@ -81,6 +88,7 @@ class Conv(Op):
         x, w = types[0], types[1]
         attrs = self.attrs(node)
         _check_groups(x, w.shape[1], attrs["group"])
+        _check_bias(types, w.shape[0])
         return infer_window(x, w.shape[0], self.window(attrs, x.shape, w.shape))
 
     def reference(self, x, w, b=None, **attrs):
@@ -139,6 +147,7 @@ class ConvTranspose(Op):
         x, w = types[0], types[1]
         attrs = self.attrs(node)
         _check_groups(x, w.shape[0] // attrs["group"], attrs["group"])
+        _check_bias(types, w.shape[1] * attrs["group"])
         return infer_window(x, w.shape[1] * attrs["group"], self.window(attrs, x.shape, w.shape))
 
     def reference(self, x, w, b=None, **attrs):

@@ -43,7 +43,7 @@ def test_fuzzing_finds_nothing(target, tmp_path):
     assert runs and int(runs.group(1)) >= 20, tail       # it did fuzz, not just start
 
 
-@settings(max_examples=150, deadline=None, database=None,
+@settings(max_examples=150, deadline=None, database=None, derandomize=True,
           phases=(Phase.explicit, Phase.generate),    # no shrinking: each failure names its edit
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.data())
