@@ -98,8 +98,8 @@ class _Instr(_Strict):
     op: Name
     inputs: Annotated[list[BufferId | None], Field(max_length=1 << 12)]
     outputs: Annotated[list[BufferId], Field(min_length=1, max_length=64)]
-    attrs: dict[str, Any] = {}
-    post: Annotated[list[_Post], Field(max_length=64)] = []
+    attrs: dict[str, Any]                            # what the op computes: never implied
+    post: Annotated[list[_Post], Field(max_length=64)]
     node: Annotated[str, Field(max_length=1 << 20)] = ""
     flops: Count = 0
     bytes: Count = 0
@@ -196,13 +196,12 @@ def decode_attrs(value, depth: int = 0):
 def _attr_types(op: str) -> dict:
     """Attribute name -> ONNX attribute type name of an instruction op (every op the runtime runs
     is an ONNX op; the cast instruction takes `to` alone), plus the op's own defaults."""
-    from onnx.defs import get_schema
-
     from ..ops import CAST
+    from ..ops.attr_schema import ATTRIBUTES
     from ..ops.registry import get_op
     if op == CAST:
         return {"to": "STRING"}
-    types = {name: a.type.name for name, a in get_schema(op).attributes.items()}
+    types = dict(ATTRIBUTES.get(op, {}))
     for name in get_op(op).defaults:
         types.setdefault(name, None)
     return types

@@ -65,17 +65,6 @@ def test_a_huge_declared_tensor_is_refused_before_allocating(neff):  # noqa: F81
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 64 * 1024   # KiB
 
 
-def test_attributes_nested_deeper_than_the_limit_are_refused(neff):  # noqa: F811
-    deep = []
-    for _ in range(verifier.MAX_ATTR_DEPTH + 2):
-        deep = [deep]
-
-    def edit(metadata, program):
-        next(i for i in program["instrs"] if i["op"] != "_cast")["attrs"]["deep"] = deep
-    with pytest.raises(NeffFormatError, match="nested more than"):
-        load(rewrite(neff, edit))
-
-
 def test_more_instructions_than_the_limit_are_refused_by_the_schema(neff):  # noqa: F811
     def edit(metadata, program):
         program["instrs"] = program["instrs"][:1] * (verifier.MAX_INSTRUCTIONS + 1)

@@ -15,26 +15,38 @@ from neuron_core.runtime import load
 from .neff_fixtures import neff, rewrite  # noqa: F401  (neff: a fixture)
 
 
-def _first_with_attrs(program) -> dict:
-    return next(i for i in program["instrs"] if i.get("attrs") and i["op"] != "_cast")
+def _conv(program) -> dict:
+    return next(i for i in program["instrs"] if i["op"] == "Conv")
 
 
 @pytest.mark.parametrize("kernels", ["fast", "instruction"])
 def test_an_attribute_of_a_huge_string_dtype_is_refused_before_allocating(neff, kernels):  # noqa: F811
     def edit(metadata, program):
-        _first_with_attrs(program)["attrs"]["evil"] = {"__ndarray__": ["x"],
-                                                       "dtype": "U250000000"}
+        _conv(program)["attrs"]["pads"] = {"__ndarray__": ["x"], "dtype": "U250000000"}
     data = rewrite(neff, edit)
-    with pytest.raises(NeffFormatError, match="dtype 'U250000000'"):
+    with pytest.raises(NeffFormatError, match=r"attrs\.pads .*must be a list of int64s"):
         load(data, kernels=kernels)
 
 
 def test_an_attribute_with_too_many_elements_is_refused(neff):  # noqa: F811
     def edit(metadata, program):
-        _first_with_attrs(program)["attrs"]["big"] = {"__ndarray__": [0] * (1 << 20 | 1),
-                                                      "dtype": "int64"}
-    with pytest.raises(NeffFormatError, match="more than 1048576 elements"):
+        _conv(program)["attrs"]["pads"] = [0] * (1 << 20 | 1)
+    with pytest.raises(NeffFormatError, match="more than 1048576 items"):
         load(rewrite(neff, edit), kernels="instruction")
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"__ndarray__": ["x"], "dtype": "U250000000"}, "dtype 'U250000000'"),
+    ({"__ndarray__": [0] * (1 << 20 | 1), "dtype": "int64"}, "more than 1048576 elements"),
+    ({"__ndarray__": [[1, 2], [3]], "dtype": "int64"}, "not a int64 array"),
+    ({"a": [[[[[[[[[[1]]]]]]]]]]}, "nested more than 8 levels"),
+])
+def test_attribute_decoding_makes_plain_arrays_within_the_limits(value, message):
+    """What an attribute the schema allows to hold a tagged array or nested lists may decode
+    to (neff/verify.decode_attrs), checked before numpy allocates anything."""
+    from neuron_core.neff.verify import decode_attrs
+    with pytest.raises(NeffFormatError, match=message):
+        decode_attrs(value)
 
 
 def test_deeply_nested_json_is_a_format_error(neff, monkeypatch):  # noqa: F811

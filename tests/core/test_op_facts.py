@@ -66,3 +66,15 @@ def test_declared_facts_are_consistent(name):
     if op.timing in ("view", "gather"):
         assert op.precision == "move"
     assert isinstance(op.matmul_inputs, tuple)
+
+
+def test_the_verifier_s_attribute_table_is_onnx_s():
+    """ops/attr_schema.py (what a load checks attributes against, without importing onnx) names
+    every registered op and each op's attributes with onnx.defs' types."""
+    import onnx.defs
+
+    from neuron_core.ops.attr_schema import ATTRIBUTES
+    from neuron_core.ops.registry import op_names
+    want = {n: {a: s.type.name for a, s in onnx.defs.get_schema(n).attributes.items()}
+            for n in op_names()}
+    assert ATTRIBUTES == want

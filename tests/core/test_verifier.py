@@ -117,6 +117,25 @@ def _duplicate_input_name(m, p):
     m["inputs"].append(dict(m["inputs"][0]))
 
 
+def _unknown_attr(m, p):
+    k = next(k for k, i in enumerate(p["instrs"]) if i["op"] == "Add")
+    p["instrs"][k]["attrs"]["to"] = "float32"
+
+
+def _string_for_a_float(m, p):
+    k = next(k for k, i in enumerate(p["instrs"]) if i["op"] == "Gemm")
+    p["instrs"][k]["attrs"]["alpha"] = "inf"
+
+
+def _bias_of_another_shape(m, p):
+    k = next(k for k, i in enumerate(p["instrs"]) if i["op"] == "Conv" and len(i["inputs"]) == 3)
+    p["instrs"][k]["inputs"][2] = p["instrs"][k]["inputs"][1]     # the filter as the bias
+
+
+def _pads_of_another_rank(m, p):
+    p["instrs"][_compute(p)[0]]["attrs"]["pads"] = [1, 1, 1, 1, 1]
+
+
 FAULTS = [
     (r"program\.buffers\[2\]\.id", _renumber),
     (r"program\.instrs\[\d+\]\.inputs\[0\] .*before any instruction writes it", _read_undefined),
@@ -139,6 +158,11 @@ FAULTS = [
     (r"program\.instrs\[\d+\]\.post\[0\]\.inputs .*chained value", _post_without_chain),
     (r"program\.instrs\[0\]\.speed .*Extra inputs", _extra_instr_field),
     (r"metadata\.inputs|program\.inputs", _duplicate_input_name),
+    (r"program\.instrs\[\d+\]\.attrs\.to .*Add has no attribute 'to'", _unknown_attr),
+    (r"program\.instrs\[\d+\]\.attrs\.alpha .*must be a finite number, got 'inf'",
+     _string_for_a_float),
+    (r"program\.instrs\[\d+\] .*the bias has shape \[8, 3, 7, 7\]", _bias_of_another_shape),
+    (r"program\.instrs\[\d+\] .*pads \[1, 1, 1, 1, 1\] has 5 values", _pads_of_another_rank),
 ]
 
 
