@@ -344,6 +344,7 @@ def _check_memory(program, where: str) -> None:
 
 def _check_instrs(program, where: str) -> None:
     from ..ops import CAST
+    from ..ops.attr_schema import ARITY
     from ..ops.registry import ENGINES, has_op
     buffers = program.buffers
     defined = {b.id for b in buffers if b.kind in ("input", "weight")}
@@ -354,10 +355,15 @@ def _check_instrs(program, where: str) -> None:
         if instr.engine not in ENGINES:
             raise _fault(f"{at}.engine", f"{instr.engine!r} is not an engine of the NeuronCore "
                          f"({', '.join(ENGINES)})", where)
-        for op, place in [(instr.op, f"{at}.op")] + [
-                (p["op"], f"{at}.post[{j}].op") for j, p in enumerate(instr.post)]:
+        for op, place, ins, outs in [(instr.op, at, instr.inputs, instr.outputs)] + [
+                (p["op"], f"{at}.post[{j}]", p["inputs"], [None])
+                for j, p in enumerate(instr.post)]:
             if op != CAST and not has_op(op):
-                raise _fault(place, f"{op!r} is not an op this runtime runs", where)
+                raise _fault(f"{place}.op", f"{op!r} is not an op this runtime runs", where)
+            fewest, most, fewest_out, most_out = ARITY.get(op, (1, 1, 1, 1))
+            if not fewest <= len(ins) <= most or not fewest_out <= len(outs) <= most_out:
+                raise _fault(place, f"{op} takes {fewest}..{most} inputs and {fewest_out}.."
+                             f"{most_out} outputs, this one {len(ins)} and {len(outs)}", where)
         if instr.op == CAST and (instr.attrs.get("to") not in CAST_TO or len(instr.inputs) != 1
                                  or None in instr.inputs or len(instr.outputs) != 1):
             raise _fault(f"{at}.attrs.to", f"a cast rounds one buffer to one of {', '.join(CAST_TO)}"

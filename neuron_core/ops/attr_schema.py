@@ -1,5 +1,6 @@
-"""The attributes of every op the runtime runs, by name and ONNX attribute type: what the NEFF
-verifier checks instruction attributes against (neff/verify.py) without importing onnx at load.
+"""The attributes of every op the runtime runs, by name and ONNX attribute type, and how many
+inputs and outputs it takes: what the NEFF verifier checks instructions against
+(neff/verify.py) without importing onnx at load.
 tests/core/test_op_facts.py keeps it equal to onnx.defs' schemas (latest version of each op).
 """
 
@@ -109,4 +110,36 @@ ATTRIBUTES: dict[str, dict[str, str]] = {
     "Transpose": {"perm": "INTS"},
     "Unsqueeze": {},
     "Where": {},
+}
+
+
+#: op -> (fewest inputs, most inputs, fewest outputs, most outputs); 2**31 - 1: variadic
+ARITY: dict[str, tuple[int, int, int, int]] = {
+    "Abs": (1, 1, 1, 1), "Add": (2, 2, 1, 1), "And": (2, 2, 1, 1), "AveragePool": (1, 1, 1, 1),
+    "BatchNormalization": (5, 5, 1, 3), "Cast": (1, 1, 1, 1), "Clip": (1, 3, 1, 1),
+    "Concat": (1, 2147483647, 1, 1), "Constant": (0, 0, 1, 1), "ConstantOfShape": (1, 1, 1, 1),
+    "Conv": (2, 3, 1, 1), "ConvTranspose": (2, 3, 1, 1), "CumSum": (2, 2, 1, 1),
+    "DepthToSpace": (1, 1, 1, 1), "Div": (2, 2, 1, 1), "Dropout": (1, 3, 1, 2),
+    "Elu": (1, 1, 1, 1), "Equal": (2, 2, 1, 1), "Erf": (1, 1, 1, 1), "Exp": (1, 1, 1, 1),
+    "Expand": (2, 2, 1, 1), "Flatten": (1, 1, 1, 1), "Gather": (2, 2, 1, 1),
+    "GatherElements": (2, 2, 1, 1), "GatherND": (2, 2, 1, 1), "Gelu": (1, 1, 1, 1),
+    "Gemm": (2, 3, 1, 1), "GlobalAveragePool": (1, 1, 1, 1), "GlobalMaxPool": (1, 1, 1, 1),
+    "Greater": (2, 2, 1, 1), "GreaterOrEqual": (2, 2, 1, 1), "HardSigmoid": (1, 1, 1, 1),
+    "HardSwish": (1, 1, 1, 1), "Identity": (1, 1, 1, 1), "InstanceNormalization": (3, 3, 1, 1),
+    "IsInf": (1, 1, 1, 1), "IsNaN": (1, 1, 1, 1), "LRN": (1, 1, 1, 1),
+    "LayerNormalization": (2, 3, 1, 3), "LeakyRelu": (1, 1, 1, 1), "Less": (2, 2, 1, 1),
+    "LessOrEqual": (2, 2, 1, 1), "Log": (1, 1, 1, 1), "LogSoftmax": (1, 1, 1, 1),
+    "MatMul": (2, 2, 1, 1), "Max": (1, 2147483647, 1, 1), "MaxPool": (1, 1, 1, 2),
+    "Mean": (1, 2147483647, 1, 1), "Min": (1, 2147483647, 1, 1), "Mod": (2, 2, 1, 1),
+    "Mul": (2, 2, 1, 1), "Neg": (1, 1, 1, 1), "Not": (1, 1, 1, 1), "Or": (2, 2, 1, 1),
+    "PRelu": (2, 2, 1, 1), "Pad": (2, 4, 1, 1), "Pow": (2, 2, 1, 1), "Range": (3, 3, 1, 1),
+    "Reciprocal": (1, 1, 1, 1), "ReduceL2": (1, 2, 1, 1), "ReduceMax": (1, 2, 1, 1),
+    "ReduceMean": (1, 2, 1, 1), "ReduceMin": (1, 2, 1, 1), "ReduceProd": (1, 2, 1, 1),
+    "ReduceSum": (1, 2, 1, 1), "Relu": (1, 1, 1, 1), "Reshape": (2, 2, 1, 1),
+    "Resize": (1, 4, 1, 1), "Selu": (1, 1, 1, 1), "Shape": (1, 1, 1, 1), "Sigmoid": (1, 1, 1, 1),
+    "Slice": (3, 5, 1, 1), "Softmax": (1, 1, 1, 1), "Softplus": (1, 1, 1, 1),
+    "SpaceToDepth": (1, 1, 1, 1), "Split": (1, 2, 1, 2147483647), "Sqrt": (1, 1, 1, 1),
+    "Squeeze": (1, 2, 1, 1), "Sub": (2, 2, 1, 1), "Sum": (1, 2147483647, 1, 1),
+    "Tanh": (1, 1, 1, 1), "Tile": (2, 2, 1, 1), "Transpose": (1, 1, 1, 1),
+    "Unsqueeze": (2, 2, 1, 1), "Where": (3, 3, 1, 1),
 }

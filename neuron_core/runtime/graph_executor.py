@@ -62,7 +62,8 @@ class GraphExecutor:
                 # made go (remade if a reference segment asks): the first load holds the
                 # weights no more often than the next ones
                 segments, self._constants = stored, None
-                _give_back_freed_memory()
+                if sum(b.nbytes for b in program.buffers if b.kind == "weight") > TRIM_BYTES:
+                    _give_back_freed_memory()
             self._runs = [self._prepare(s) for s in segments]
         self.segments = segments
         #: how many instructions run in onnxruntime graphs, and in how many graphs
@@ -130,6 +131,11 @@ class GraphExecutor:
             self._fallback[kernels_] = Executor(self.program, self._neff.weights, self.precision,
                                                 kernels_)
         return self._fallback[kernels_]
+
+
+#: weights beyond which a first load collects and trims before building its sessions (a
+#: collection costs tens of ms in a process holding a framework's heap)
+TRIM_BYTES = 64 << 20
 
 
 def _give_back_freed_memory() -> None:

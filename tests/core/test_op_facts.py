@@ -69,12 +69,15 @@ def test_declared_facts_are_consistent(name):
 
 
 def test_the_verifier_s_attribute_table_is_onnx_s():
-    """ops/attr_schema.py (what a load checks attributes against, without importing onnx) names
-    every registered op and each op's attributes with onnx.defs' types."""
+    """ops/attr_schema.py (what a load checks instructions against, without importing onnx)
+    names every registered op, its attributes with onnx.defs' types and its input and output
+    counts."""
     import onnx.defs
 
-    from neuron_core.ops.attr_schema import ATTRIBUTES
+    from neuron_core.ops.attr_schema import ARITY, ATTRIBUTES
     from neuron_core.ops.registry import op_names
-    want = {n: {a: s.type.name for a, s in onnx.defs.get_schema(n).attributes.items()}
-            for n in op_names()}
-    assert ATTRIBUTES == want
+    schemas = {n: onnx.defs.get_schema(n) for n in op_names()}
+    assert ATTRIBUTES == {n: {a: s.type.name for a, s in sc.attributes.items()}
+                          for n, sc in schemas.items()}
+    assert ARITY == {n: (sc.min_input, sc.max_input, sc.min_output, sc.max_output)
+                     for n, sc in schemas.items()}

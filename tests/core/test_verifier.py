@@ -109,6 +109,11 @@ def _post_without_chain(m, p):
     p["instrs"][k]["post"][0]["inputs"] = []
 
 
+def _post_off_the_chain(m, p):
+    k = next(k for k, i in enumerate(p["instrs"]) if i["post"])
+    p["instrs"][k]["post"][0]["inputs"] = [0]
+
+
 def _extra_instr_field(m, p):
     p["instrs"][0]["speed"] = "fast"
 
@@ -155,7 +160,8 @@ FAULTS = [
     (r"program\.buffers\[\d+\]\.nbytes", _nbytes),
     (r"metadata\.inputs\[0\]\.shape .*at most 16", _rank),
     (r"program\.instrs\[0\]\.flops .*valid integer", _bool_as_count),
-    (r"program\.instrs\[\d+\]\.post\[0\]\.inputs .*chained value", _post_without_chain),
+    (r"program\.instrs\[\d+\]\.post\[0\] .*takes 1\.\.1 inputs", _post_without_chain),
+    (r"program\.instrs\[\d+\]\.post\[0\]\.inputs .*chained value", _post_off_the_chain),
     (r"program\.instrs\[0\]\.speed .*Extra inputs", _extra_instr_field),
     (r"metadata\.inputs|program\.inputs", _duplicate_input_name),
     (r"program\.instrs\[\d+\]\.attrs\.to .*Add has no attribute 'to'", _unknown_attr),
