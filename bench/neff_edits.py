@@ -37,6 +37,8 @@ legitimately change the output:
   - weight values changed (so no float16 weights: storing float32 weights as float16 rounds)
   - an instruction's op renamed to another registered op; a fused post op added, removed,
     duplicated or reordered (each a valid chain computing something else)
+  - an instruction's optional inputs dropped or set to null (a Gemm without its bias C), down
+    to the fewest its ONNX schema takes
   - an instruction's inputs rewired to buffers of the same shape and dtype (float storages
     counted as one) that hold a value at that point (an input, a weight, an earlier output not
     yet freed): a valid dataflow computing something else. Rewiring to a buffer of another
@@ -85,7 +87,16 @@ class Program:
 
     def is_valid_rewire(self, k: int, old: list, new: list) -> bool:
         """True when `new` instruction inputs are a valid dataflow computing something else (an
-        excluded, legitimate edit)."""
+        excluded, legitimate edit): same-signature live buffers, or optional trailing inputs
+        dropped (a Gemm without its bias)."""
+        from neuron_core.ops.attr_schema import ARITY
+        op = self.instrs[k].get("op") if k < len(self.instrs) else None
+        fewest = ARITY.get(op, (len(old),))[0] if isinstance(op, str) else len(old)
+        if fewest <= len(new) < len(old) and new == old[:len(new)]:
+            return True
+        if len(new) == len(old) and new != old and all(
+                a == b or (j >= fewest and a is None) for j, (a, b) in enumerate(zip(new, old))):
+            return True        # an optional input left out by null instead
         if new == old or len(new) != len(old):
             return False
         live = self.live_before(k)

@@ -364,6 +364,9 @@ def _check_instrs(program, where: str) -> None:
             if not fewest <= len(ins) <= most or not fewest_out <= len(outs) <= most_out:
                 raise _fault(place, f"{op} takes {fewest}..{most} inputs and {fewest_out}.."
                              f"{most_out} outputs, this one {len(ins)} and {len(outs)}", where)
+            if None in ins[:fewest]:
+                raise _fault(f"{place}.inputs", f"{op} needs its first {fewest} inputs, this one "
+                             f"reads {ins}", where)
         if instr.op == CAST and (instr.attrs.get("to") not in CAST_TO or len(instr.inputs) != 1
                                  or None in instr.inputs or len(instr.outputs) != 1):
             raise _fault(f"{at}.attrs.to", f"a cast rounds one buffer to one of {', '.join(CAST_TO)}"
@@ -431,6 +434,8 @@ def _check_shapes(program, weights: dict, where: str) -> None:
                                                         decode_attrs(p["attrs"])),
                                   f"program.instrs[{k}].post[{j}]", where)
         got = [values[o].type for o in instr.outputs]
+        if inferred is not None and any(t is None for t in inferred):
+            inferred = None
         if inferred is None or [(t.shape, t.dtype) for t in inferred] != \
                 [(t.shape, t.dtype) for t in got]:
             want = "?" if inferred is None else ", ".join(map(str, inferred))
