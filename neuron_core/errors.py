@@ -1,9 +1,38 @@
-"""The one error hierarchy of neuron-sim: every error raised on purpose derives from NeuronError."""
+"""The one error hierarchy of neuron-sim: every error raised on purpose derives from NeuronError,
+and each carries the Neuron runtime (nrt) status it stands for as `err.status`."""
 from __future__ import annotations
+
+import enum
+
+
+class Status(enum.IntEnum):
+    """The Neuron runtime's status codes (NRT_<name>), by the numbers nrt gives them."""
+
+    SUCCESS = 0
+    FAILURE = 1
+    INVALID = 2
+    INVALID_HANDLE = 3
+    RESOURCE = 4
+    TIMEOUT = 5
+    HW_ERROR = 6
+    QUEUE_FULL = 7
+    LOAD_NOT_ENOUGH_NC = 9
+    UNSUPPORTED_NEFF_VERSION = 10
+    FAIL_HOST_MEM_ALLOC = 11
+    UNINITIALIZED = 13
+    CLOSED = 14
+    EXEC_BAD_INPUT = 1002
+    EXEC_COMPLETED_WITH_ERR = 1004
+    EXEC_NC_BUSY = 1005
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class NeuronError(Exception):
     """Base of every error neuron-sim raises on purpose."""
+
+    status = Status.FAILURE
 
 
 class IRError(NeuronError):
@@ -38,9 +67,13 @@ class CompilerOptionError(NeuronError):
 class NeffFormatError(NeuronError):
     """A NEFF file is malformed, truncated or corrupted."""
 
+    status = Status.INVALID
+
 
 class NeffVersionError(NeffFormatError):
     """A NEFF file was written by an incompatible format major version."""
+
+    status = Status.UNSUPPORTED_NEFF_VERSION
 
 
 class NeffSourceError(NeuronError, TypeError):
@@ -48,23 +81,24 @@ class NeffSourceError(NeuronError, TypeError):
 
 
 class RuntimeStatusError(NeuronError):
-    """An error with a Neuron runtime status code (RESOURCE, TIMEOUT, EXEC_BAD_INPUT, ...)."""
+    """An error of the runtime, its status first in the message: "[TIMEOUT] ...". `status` is a
+    Status (a name such as "RESOURCE" is accepted)."""
 
-    status = "FAIL"
+    status = Status.FAILURE
 
-    def __init__(self, message: str, status: str | None = None):
+    def __init__(self, message: str, status: Status | str | None = None):
         if status is not None:
-            self.status = status
+            self.status = status if isinstance(status, Status) else Status[status]
         super().__init__(f"[{self.status}] {message}")
 
 
 class ResourceError(RuntimeStatusError):
     """Device memory or cores are exhausted."""
 
-    status = "RESOURCE"
+    status = Status.RESOURCE
 
 
 class BadInputError(RuntimeStatusError, ValueError):
     """An execution was given inputs that do not match the model."""
 
-    status = "EXEC_BAD_INPUT"
+    status = Status.EXEC_BAD_INPUT

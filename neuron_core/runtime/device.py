@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from ..errors import NeuronError, ResourceError
+from ..errors import NeuronError, ResourceError, Status
 
 CORES_PER_CHIP = 4
 CORE_MEMORY_BYTES = 2 * 1024**3  # 8 GiB of DRAM per chip, shared by its 4 cores
@@ -25,7 +25,7 @@ MAX_CHIPS = 16  # inf1.24xlarge
 ENV_NUM_CHIPS = "NEURON_SIM_NUM_CHIPS"
 ENV_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
 ENV_NUM_CORES = "NEURON_RT_NUM_CORES"
-NOT_ENOUGH_NC = "LOAD_NOT_ENOUGH_NC"
+NOT_ENOUGH_NC = Status.LOAD_NOT_ENOUGH_NC
 
 _CORE_ITEM = re.compile(r"^([0-9]+)(?:-([0-9]+))?$")   # ASCII digits: int() reads others too
 

@@ -11,8 +11,10 @@ neuron-top / neuron-monitor (see `runtime.state`).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
+import threading
 import time
 import weakref
 
@@ -20,7 +22,7 @@ import numpy as np
 
 from .. import dtypes
 from ..neff.verify import verify
-from ..errors import BadInputError, NeuronError
+from ..errors import BadInputError, NeuronError, RuntimeStatusError, Status
 from .device import get_device_manager
 from .executor import Executor, resolve_precision
 from .graph_executor import GraphExecutor
@@ -46,6 +48,9 @@ class Model:
         owner = f"pid {os.getpid()}: {self.metadata.get('source') or neff.path or 'model'}"
         self._timelines: dict = {}
         self.last_cycles: int | None = None
+        self._async_lock = threading.Lock()
+        self._queue: concurrent.futures.ThreadPoolExecutor | None = None
+        self._slots: threading.BoundedSemaphore | None = None
         self.allocation = get_device_manager().allocate(
             int(self.program.memory.get("total_bytes", 0)), owner=owner, core=core)
         try:
@@ -108,14 +113,17 @@ class Model:
     def run(self, inputs) -> list:
         """Execute once. `inputs`: one array, a list in declared order, or a name -> array dict.
         Returns the outputs as a list of numpy arrays in declared order."""
-        if not self.loaded:
-            raise NeuronError("model was unloaded; load the NEFF again to run it")
+        executor = self._executor
+        if executor is None or not self.loaded:
+            raise RuntimeStatusError(f"{self.name} was unloaded; load the NEFF again to run it",
+                                     Status.CLOSED)
         started = time.perf_counter()
         profile_dir = os.environ.get("NEURON_PROFILE")
         steps: list | None = [] if profile_dir else None
         try:
             args = self._check_inputs(inputs)
-            outs = self._executor.run(args, steps)
+            self._check_time()
+            outs = executor.run(args, steps)
         except BaseException:
             process_state().record_run(self, time.perf_counter() - started, ok=False)
             raise
@@ -136,12 +144,60 @@ class Model:
             result.append(arr)
         return result
 
+    def _check_time(self) -> None:
+        """TIMEOUT when one execution takes longer on the simulated device than
+        $NEURON_RT_EXEC_TIMEOUT allows (measured in simulated device time, known before running:
+        a slow host or a paused debugger never trips it)."""
+        limit = exec_timeout()
+        device_s = self.timeline().device_s
+        if device_s > limit:
+            raise RuntimeStatusError(f"{self.name}: an execution takes {1e3 * device_s:.3f} ms of "
+                                     f"device time, more than {TIMEOUT_VAR}={limit:g} s allows; "
+                                     f"raise {TIMEOUT_VAR}", Status.TIMEOUT)
+
+    def run_async(self, inputs) -> concurrent.futures.Future:
+        """Queue one execution and return its Future (its result() is what run() returns, or
+        raises what run() raises). Executions of one model run in order, one at a time, as on a
+        NeuronCore; at most $NEURON_RT_ASYNC_EXEC_MAX_INFLIGHT_REQUESTS (default
+        DEFAULT_INFLIGHT) are queued or running, beyond which submission fails with QUEUE_FULL.
+
+        Example:
+            >>> futures = [model.run_async([x]) for x in batch]     # doctest: +SKIP
+            >>> outputs = [f.result() for f in futures]             # doctest: +SKIP
+        """
+        with self._async_lock:
+            if not self.loaded:
+                raise RuntimeStatusError(f"{self.name} was unloaded; load the NEFF again to run "
+                                         "it", Status.CLOSED)
+            if self._queue is None:
+                self._slots = threading.BoundedSemaphore(max_inflight())
+                self._queue = concurrent.futures.ThreadPoolExecutor(
+                    1, thread_name_prefix=f"neuron-{self.name}"[:40])
+            queue, slots = self._queue, self._slots
+        if not slots.acquire(blocking=False):
+            raise RuntimeStatusError(f"{self.name}: {max_inflight()} requests are already in "
+                                     f"flight ({INFLIGHT_VAR}); wait for some to finish",
+                                     Status.QUEUE_FULL)
+        try:
+            future = queue.submit(self.run, inputs)
+        except RuntimeError:            # unloaded meanwhile: the queue is shut
+            slots.release()
+            raise RuntimeStatusError(f"{self.name} was unloaded; load the NEFF again to run it",
+                                     Status.CLOSED) from None
+        future.add_done_callback(lambda _: slots.release())
+        return future
+
     def unload(self) -> None:
-        """Free the device memory this model holds (idempotent)."""
+        """Free the device memory this model holds (idempotent). Requests still queued by
+        run_async fail with CLOSED."""
+        with self._async_lock:
+            queue, self._queue = self._queue, None
         if self.loaded:
             self.loaded = False
             self._executor = None
             self._release()
+        if queue is not None:
+            queue.shutdown(wait=False)
 
     def timeline(self, active_cores: int | None = None):
         """The timing model's per-engine timeline of one execution (cached; a pure function of
@@ -192,6 +248,41 @@ class Model:
     def __repr__(self) -> str:
         ins = ", ".join(f"{n}: {dtypes.SHORT[d]}{list(s)}" for n, s, d in self.inputs)
         return f"<neuron Model ({ins}) on core {self.core}, precision={self.precision}>"
+
+
+#: the environment variables of execution limits, as the Neuron runtime names them
+TIMEOUT_VAR = "NEURON_RT_EXEC_TIMEOUT"
+INFLIGHT_VAR = "NEURON_RT_ASYNC_EXEC_MAX_INFLIGHT_REQUESTS"
+#: seconds of device time one execution may take (the Neuron runtime's table gives 30 for Inf1)
+DEFAULT_TIMEOUT_S = 30.0
+#: requests one model may have queued or running through run_async (nrt's 0, "async off", and
+#: an unset variable both mean this bound: run_async always works here)
+DEFAULT_INFLIGHT = 64
+
+
+def _env_number(name: str, default, kind, what: str):
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value < 0 or (kind is float and not value == value):
+        raise RuntimeStatusError(f"{name}={text!r} is not {what}", Status.INVALID)
+    return value
+
+
+def exec_timeout() -> float:
+    """$NEURON_RT_EXEC_TIMEOUT in seconds of simulated device time (default DEFAULT_TIMEOUT_S)."""
+    limit = _env_number(TIMEOUT_VAR, DEFAULT_TIMEOUT_S, float, "a number of seconds (e.g. 30)")
+    return limit if limit > 0 else DEFAULT_TIMEOUT_S
+
+
+def max_inflight() -> int:
+    """$NEURON_RT_ASYNC_EXEC_MAX_INFLIGHT_REQUESTS, or DEFAULT_INFLIGHT when unset or 0."""
+    return _env_number(INFLIGHT_VAR, DEFAULT_INFLIGHT, int, "a count of requests (e.g. 8)") or \
+        DEFAULT_INFLIGHT
 
 
 def _release(manager, allocation, state, key: int) -> None:

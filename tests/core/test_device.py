@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from neuron_core.errors import NeuronError, ResourceError
+from neuron_core.errors import NeuronError, ResourceError, Status
 from neuron_core.runtime.device import (CORE_MEMORY_BYTES, CORES_PER_CHIP, DeviceManager, get_device_manager,
                                         make_devices, parse_core_list, reset_device_manager)
 
@@ -57,7 +57,7 @@ def test_out_of_memory_message_on_one_core():
     with pytest.raises(ResourceError) as info:
         m.allocate(1536 * MiB, owner="resnet50", core=0)
     text = str(info.value)
-    assert info.value.status == "RESOURCE" and text.startswith("[RESOURCE] not enough device memory on NeuronCore 0")
+    assert info.value.status == Status.RESOURCE and text.startswith("[RESOURCE] not enough device memory on NeuronCore 0")
     assert "needs 1536.0 MiB (1610612736 bytes)" in text
     assert ("NeuronCore 0: 1024.0 MiB (1073741824 bytes) of 2048.0 MiB (2147483648 bytes) occupied "
             "(by 'bert'), 1024.0 MiB (1073741824 bytes) free") in text
@@ -89,7 +89,7 @@ def test_bad_core_is_load_not_enough_nc(core, message):
     m = DeviceManager(visible_cores=[0, 1])
     with pytest.raises(ResourceError, match=message) as info:
         m.allocate(10, owner="m", core=core)
-    assert info.value.status == "LOAD_NOT_ENOUGH_NC"
+    assert info.value.status == Status.LOAD_NOT_ENOUGH_NC
 
 
 @pytest.mark.parametrize("nbytes", [-1, 1.5, True])
@@ -149,7 +149,7 @@ def test_env_asking_for_missing_cores(monkeypatch):
     monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "2-5")
     with pytest.raises(ResourceError, match=r"names NeuronCore 4, 5 but this machine has 4") as info:
         DeviceManager.from_env()
-    assert info.value.status == "LOAD_NOT_ENOUGH_NC"
+    assert info.value.status == Status.LOAD_NOT_ENOUGH_NC
     monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "0-1")
     monkeypatch.setenv("NEURON_RT_NUM_CORES", "3")
     with pytest.raises(ResourceError, match=r"NEURON_RT_NUM_CORES=3 asks for 3 NeuronCores but only 2"):

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 torch_neuron = pytest.importorskip("torch_neuron")
 
-from neuron_core.errors import BadInputError, NeuronError  # noqa: E402
+from neuron_core.errors import BadInputError, NeuronError, Status  # noqa: E402
 
 from ..estimates import check_split_estimate  # noqa: E402
 from ..numerics import rel_err  # noqa: E402
@@ -131,7 +131,7 @@ def test_trace_wrong_batch_size_names_expected_and_got():
                              r"expected \(2, 3, 32, 32\)") as caught:
         traced(torch.randn(3, 3, 32, 32))
     original = torch_neuron.neuron_error(caught.value)
-    assert isinstance(original, BadInputError) and original.status == "EXEC_BAD_INPUT"
+    assert isinstance(original, BadInputError) and original.status == 1002 == Status.EXEC_BAD_INPUT
     assert torch_neuron.neuron_error(RuntimeError("something else")) is None
 
 
