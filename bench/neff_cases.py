@@ -24,7 +24,7 @@ FLOATS = ("float32", "float16", "bfloat16")
 def quiet_environment() -> None:
     """No user cache writes, no published state in the shared temp dir, one thread."""
     os.environ.setdefault("NEURON_SIM_CACHE_DIR", "off")
-    os.environ.setdefault("NEURON_SIM_STATE_DIR", os.path.join(tempfile.gettempdir(),
+    os.environ.setdefault("NEURON_SIM_HOST_DIR", os.path.join(tempfile.gettempdir(),
                                                                f"neff-fuzz-state-{os.getuid()}"))
     for var in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, "1")

@@ -21,9 +21,11 @@ import atexit
 import contextlib
 import os
 import threading
+from pathlib import Path
 from typing import Iterator
 
 from .device import DeviceManager
+from .host import host_dir
 from .state import ProcessState
 
 
@@ -39,7 +41,10 @@ class Runtime:
         True
     """
 
-    def __init__(self, memos: dict[str, dict] | None = None):
+    def __init__(self, memos: dict[str, dict] | None = None, host: Path | str | None = None):
+        #: the simulated host this runtime owns cores on and publishes to ($NEURON_SIM_HOST_DIR
+        #: when it was created, unless given)
+        self.host = Path(host) if host is not None else host_dir()
         self._lock = threading.RLock()
         self._devices: DeviceManager | None = None
         self._process: ProcessState | None = None
@@ -58,22 +63,26 @@ class Runtime:
         self.memos: dict[str, dict] = {} if memos is None else memos
 
     @classmethod
-    def fresh(cls) -> Runtime:
+    def fresh(cls, host: Path | str | None = None) -> Runtime:
         """A runtime with no devices, loaded models or counters yet, sharing the default's memos."""
-        return cls(memos=default().memos)
+        return cls(memos=default().memos, host=host)
 
     @property
     def devices(self) -> DeviceManager:
-        """The DeviceManager, configured from the environment on first use (see reset_devices)."""
+        """The DeviceManager, configured from the environment on first use (see reset_devices);
+        it owns its cores on this runtime's host."""
         with self._lock:
             if self._devices is None:
-                self._devices = DeviceManager.from_env()
+                self._devices = DeviceManager.from_env(host=self.host)
             return self._devices
 
     def reset_devices(self) -> None:
-        """Forget the device manager (and its allocations); the next use reads the environment."""
+        """Forget the device manager (and its allocations) and give its cores back; the next use
+        reads the environment."""
         with self._lock:
-            self._devices = None
+            devices, self._devices = self._devices, None
+        if devices is not None:
+            devices.close()
 
     @property
     def process(self) -> ProcessState:
@@ -81,7 +90,7 @@ class Runtime:
         is removed at exit)."""
         with self._lock:
             if self._process is None or self._process.pid != os.getpid():
-                self._process = ProcessState(devices=lambda: self.devices)
+                self._process = ProcessState(devices=lambda: self.devices, host=self.host)
                 atexit.register(self._process.remove)
             return self._process
 
@@ -102,11 +111,14 @@ class Runtime:
             return seq
 
     def close(self) -> None:
-        """Withdraw the published state file (as at exit); devices and counters stay readable."""
+        """Withdraw the published state file and give the cores back (as at exit); devices and
+        counters stay readable."""
         with self._lock:
-            process = self._process
+            process, devices = self._process, self._devices
         if process is not None:
             process.remove()
+        if devices is not None:
+            devices.close()
 
 
 _default: Runtime | None = None

@@ -3,8 +3,12 @@
 The machine has `NEURON_SIM_NUM_CHIPS` Inferentia chips (default 1, like inf1.xlarge) of
 `CORES_PER_CHIP` NeuronCores with `CORE_MEMORY_BYTES` of device DRAM each. As with the Neuron runtime,
 `NEURON_RT_VISIBLE_CORES` ('0-1', '2', '0,2,3') restricts the cores the process may use and
-`NEURON_RT_NUM_CORES=N` takes the first N of those (0 means all). Models are placed by allocating
-device memory on a core; `DeviceManager` keeps the books.
+`NEURON_RT_NUM_CORES=N` takes the first N free ones of those (0 means all). Models are placed by
+allocating device memory on a core; `DeviceManager` keeps the books.
+
+A manager given a simulated host (`runtime.host`; the runtime's always is) owns its cores there
+exclusively from its first allocation until its last allocation is freed or it is closed: another
+process asking for one of them fails with LOAD_NOT_ENOUGH_NC, naming the owner.
 """
 from __future__ import annotations
 
@@ -13,9 +17,11 @@ import os
 import re
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Mapping
 
 from ..errors import NeuronError, ResourceError, Status
+from . import host as hosts
 
 CORES_PER_CHIP = 4
 CORE_MEMORY_BYTES = 2 * 1024**3  # 8 GiB of DRAM per chip, shared by its 4 cores
@@ -120,10 +126,11 @@ def parse_core_list(text: str, var: str = ENV_VISIBLE_CORES) -> list[int]:
 
 
 class DeviceManager:
-    """The NeuronCores this process may use and the device memory allocated on each."""
+    """The NeuronCores this process may use and the device memory allocated on each; with a `host`,
+    the cores it owns there (see the module's docstring)."""
 
     def __init__(self, num_chips: int = DEFAULT_NUM_CHIPS, visible_cores: Iterable[int] | None = None,
-                 num_cores: int = 0):
+                 num_cores: int = 0, host: Path | str | None = None):
         self.devices = make_devices(num_chips)
         self.cores = tuple(core for device in self.devices for core in device.cores)
         everything = [core.index for core in self.cores]
@@ -139,14 +146,20 @@ class DeviceManager:
                 f"{ENV_NUM_CORES}={num_cores} asks for {num_cores} NeuronCores but only {len(visible)} "
                 f"are visible ({_span(visible)}); ask for fewer, or widen {ENV_VISIBLE_CORES} / "
                 f"{ENV_NUM_CHIPS}", status=NOT_ENOUGH_NC)
+        self.host = Path(host) if host is not None else None
+        self._asked = (visible, num_cores, visible_cores is not None)
+        #: the cores models may use: once owned, exactly the owned ones
         self.visible_cores: tuple[int, ...] = tuple(visible[:num_cores] if num_cores else visible)
+        self._owner_pid: int | None = None     # the process owning visible_cores on the host
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._live: dict[int, dict[int, Allocation]] = {c: {} for c in self.visible_cores}
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DeviceManager:
-        """A manager configured from NEURON_SIM_NUM_CHIPS, NEURON_RT_VISIBLE_CORES, NEURON_RT_NUM_CORES.
+    def from_env(cls, environ: Mapping[str, str] | None = None,
+                 host: Path | str | None = None) -> DeviceManager:
+        """A manager configured from NEURON_SIM_NUM_CHIPS, NEURON_RT_VISIBLE_CORES, NEURON_RT_NUM_CORES,
+        owning its cores on `host` (default: none, books only).
 
         Example:
             >>> DeviceManager.from_env({"NEURON_RT_VISIBLE_CORES": "2-3"}).visible_cores
@@ -159,14 +172,83 @@ class DeviceManager:
         visible = env.get(ENV_VISIBLE_CORES, "").strip()
         num_cores = _int_var(ENV_NUM_CORES, env.get(ENV_NUM_CORES) or "0", 0, 10**6,
                              "a number of NeuronCores such as '2' (0 means all visible cores)")
-        return cls(num_chips, parse_core_list(visible) if visible else None, num_cores)
+        return cls(num_chips, parse_core_list(visible) if visible else None, num_cores, host)
 
-    def check_core(self, core: int) -> None:
-        """ResourceError (LOAD_NOT_ENOUGH_NC) unless NeuronCore `core` exists and is visible."""
+    @property
+    def owned_cores(self) -> tuple[int, ...]:
+        """The cores this manager owns on its host now (none before its first allocation)."""
+        return self.visible_cores if self._owns() else ()
+
+    def _owns(self) -> bool:
+        return self._owner_pid == os.getpid()
+
+    def _take_cores(self) -> None:
+        """Own the visible cores on the host (called with the lock held, before an allocation)."""
+        if self.host is None or self._owns():
+            return
+        visible, num_cores, _ = self._asked
+        try:
+            if num_cores:
+                got = tuple(hosts.claim_any(self.host, visible, num_cores))
+            else:
+                hosts.claim(self.host, visible)
+                got = tuple(visible)
+        except hosts.CoresTaken:
+            raise ResourceError(self._taken_message(), status=NOT_ENOUGH_NC) from None
+        if got != self.visible_cores:
+            self.visible_cores = got
+            self._live = {c: {} for c in got}
+        self._owner_pid = os.getpid()
+
+    def _give_back_cores(self) -> None:
+        """Stop owning the cores (lock held); a forked child owns nothing to give back."""
+        if self._owns():
+            hosts.release(self.host, self.visible_cores)
+        self._owner_pid = None
+
+    def _taken_message(self) -> str:
+        visible, num_cores, explicit = self._asked
+        holders = hosts.owners(self.host)
+        free = [c.index for c in self.cores if c.index not in holders]
+        if num_cores:
+            asked = (f"{num_cores} of NeuronCore {_span(visible)} ({ENV_NUM_CORES}={num_cores}"
+                     + (f", {ENV_VISIBLE_CORES}" if explicit else "") + ")")
+        elif explicit:
+            asked = f"NeuronCore {_span(visible)} ({ENV_VISIBLE_CORES})"
+        else:
+            asked = (f"NeuronCore {_span(visible)} (every core: {ENV_VISIBLE_CORES} and "
+                     f"{ENV_NUM_CORES} are unset)")
+        by_pid: dict = {}
+        for c in visible:
+            if c in holders:
+                by_pid.setdefault((holders[c]["pid"], holders[c]["command"]), []).append(c)
+        held = "; ".join(f"NeuronCore {_span(cs)} {'is' if len(cs) == 1 else 'are'} owned by pid "
+                         f"{pid} ({cmd})" for (pid, cmd), cs in by_pid.items())
+        if free:
+            fix = (f"use the free ones with {ENV_VISIBLE_CORES}={_span(free).replace(', ', ',')} or "
+                   f"{ENV_NUM_CORES}={len(free)}, stop the owning process, or give this process a "
+                   f"simulated host of its own with {hosts.ENV_HOST_DIR}")
+        else:
+            fix = (f"stop the owning process, or give this process a simulated host of its own "
+                   f"with {hosts.ENV_HOST_DIR}")
+        return (f"this process asks for {asked}, but {held or 'another process is taking them'}; "
+                f"free on this host ({self.host}): {_span(free) if free else 'none'}. To run, {fix}")
+
+    def close(self) -> None:
+        """Stop owning the cores on the host (the books stay readable; the next allocation takes
+        the cores again)."""
+        with self._lock:
+            self._give_back_cores()
+
+    def _check_exists(self, core: int) -> None:
         if isinstance(core, bool) or not isinstance(core, int) or not 0 <= core < len(self.cores):
             raise ResourceError(
                 f"NeuronCore {core!r} does not exist: this machine has {len(self.cores)} NeuronCores "
                 f"({_span(range(len(self.cores)))}); set {ENV_NUM_CHIPS} for more chips", status=NOT_ENOUGH_NC)
+
+    def check_core(self, core: int) -> None:
+        """ResourceError (LOAD_NOT_ENOUGH_NC) unless NeuronCore `core` exists and is visible."""
+        self._check_exists(core)
         if core not in self._live:
             raise ResourceError(
                 f"NeuronCore {core} is not visible to this process (visible: {_span(self.visible_cores)}); "
@@ -195,14 +277,22 @@ class DeviceManager:
             raise NeuronError(f"allocate() needs a non-negative int number of bytes, got {nbytes!r}")
         with self._lock:
             if core is not None:
-                self.check_core(core)
-            candidates = self.visible_cores if core is None else (core,)
-            for c in candidates:
-                if self._used(c) + nbytes <= self.cores[c].memory_bytes:
-                    allocation = Allocation(next(self._ids), c, nbytes, owner)
-                    self._live[c][allocation.id] = allocation
-                    return allocation
-            raise ResourceError(self._out_of_memory(nbytes, owner, candidates))
+                self._check_exists(core)
+            self._take_cores()
+            try:
+                if core is not None:
+                    self.check_core(core)
+                candidates = self.visible_cores if core is None else (core,)
+                for c in candidates:
+                    if self._used(c) + nbytes <= self.cores[c].memory_bytes:
+                        allocation = Allocation(next(self._ids), c, nbytes, owner)
+                        self._live[c][allocation.id] = allocation
+                        return allocation
+                raise ResourceError(self._out_of_memory(nbytes, owner, candidates))
+            except ResourceError:
+                if not any(self._live.values()):
+                    self._give_back_cores()
+                raise
 
     def _out_of_memory(self, nbytes: int, owner: str, candidates: tuple[int, ...]) -> str:
         lines = []
@@ -227,6 +317,8 @@ class DeviceManager:
             live = self._live.get(allocation.core, {})
             if live.get(allocation.id) is allocation:
                 del live[allocation.id]
+                if not any(self._live.values()):
+                    self._give_back_cores()
 
     def usage(self) -> dict[int, CoreUsage]:
         """Per visible core: total and used device memory and its owners, in core order."""

@@ -1,7 +1,7 @@
 """What the runtime of each process publishes for neuron-ls / neuron-top / neuron-monitor.
 
-Every process with a loaded model keeps one JSON file, `<state dir>/<pid>.json`, where the state dir
-is $NEURON_SIM_STATE_DIR or `<tmp>/neuron-sim-<uid>/`. It is written atomically (temporary file +
+Every process with a loaded model keeps one JSON file, `<host>/<pid>.json`, in the directory of its
+simulated host (`runtime.host`: $NEURON_SIM_HOST_DIR or `<tmp>/neuron-sim-<uid>/`). It is written atomically (temporary file +
 rename) on load and unload and after executions, at most every `PUBLISH_INTERVAL_S` (a timer catches
 up after a burst), and removed when the process unloads its last model or exits. Readers ignore (and
 delete) files of processes that are gone, checking the pid and its start time.
@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -24,43 +23,16 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from .host import command_line, host_dir, pid_alive, start_time
+
 if TYPE_CHECKING:
     from .device import DeviceManager
 
 log = logging.getLogger("Neuron")
 
-ENV_STATE_DIR = "NEURON_SIM_STATE_DIR"
 PUBLISH_INTERVAL_S = 0.5
 MAX_LATENCIES = 512
 FORMAT = 1
-
-
-def state_dir() -> Path:
-    """$NEURON_SIM_STATE_DIR, else a per-user directory in the temp dir."""
-    env = os.environ.get(ENV_STATE_DIR)
-    return Path(env) if env else Path(tempfile.gettempdir()) / f"neuron-sim-{os.getuid()}"
-
-
-def _start_time(pid: int) -> str | None:
-    """The process start time (clock ticks since boot, /proc/<pid>/stat field 22), if known."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def pid_alive(pid: int, start_time: str | None = None) -> bool:
-    """Whether process `pid` runs, and is the same process that started at `start_time`."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    except OSError:
-        return False
-    return start_time is None or _start_time(pid) in (None, start_time)
 
 
 def _default_devices() -> DeviceManager:
@@ -69,13 +41,15 @@ def _default_devices() -> DeviceManager:
 
 
 class ProcessState:
-    """This process's loaded models and counters, published to its state file. `devices` gives
-    the DeviceManager whose cores and memory it reports (default: the default runtime's)."""
+    """This process's loaded models and counters, published to its state file in `host` (default:
+    $NEURON_SIM_HOST_DIR's). `devices` gives the DeviceManager whose cores and memory it reports
+    (default: the default runtime's)."""
 
-    def __init__(self, devices: Callable[[], DeviceManager] | None = None):
+    def __init__(self, devices: Callable[[], DeviceManager] | None = None, host: Path | None = None):
         self._devices = devices or _default_devices
+        self.host = Path(host) if host is not None else host_dir()
         self.pid = os.getpid()
-        self.started = _start_time(self.pid)
+        self.started = start_time(self.pid)
         self._lock = threading.Lock()
         self._models: dict = {}
         self._cores: dict = {}
@@ -150,11 +124,11 @@ class ProcessState:
                                  if c < len(manager.cores) else 0,
                                  "models": [m["name"] for m in models if m["core"] == c]}
             return {"format": FORMAT, "pid": self.pid, "start_time": self.started,
-                    "command": " ".join([os.path.basename(sys.argv[0] or "python")] +
-                                        sys.argv[1:])[:200],
+                    "command": command_line(),
                     "updated": time.time(), "num_chips": len(manager.devices),
                     "cores_per_chip": len(manager.devices[0].cores),
-                    "visible_cores": list(manager.visible_cores), "models": models,
+                    "visible_cores": list(manager.visible_cores),
+                    "owned_cores": list(manager.owned_cores), "models": models,
                     "cores": cores, "executions": {"total": self._total, "errors": self._errors},
                     "latencies": list(self._latencies)}
 
@@ -181,7 +155,7 @@ class ProcessState:
         self.publish(force=True)
 
     def _write(self, data: dict) -> None:
-        directory, tmp = state_dir(), None
+        directory, tmp = self.host, None
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{self.pid}.", suffix=".tmp", dir=directory)
@@ -214,8 +188,9 @@ def process_state() -> ProcessState:
 
 
 def read_states(directory: Path | None = None) -> list:
-    """The published states of the live processes, by pid; stale files are deleted."""
-    directory = directory or state_dir()
+    """The published states of the live processes of a host (default: $NEURON_SIM_HOST_DIR's), by
+    pid; stale files are deleted."""
+    directory = Path(directory) if directory is not None else host_dir()
     states = []
     try:
         paths = sorted(directory.glob("*.json"))

@@ -5,7 +5,9 @@
     neuron-ls -j         # the Neuron tools' JSON shape: [{"neuron_device": 0, "nc_count": 4, ...}]
 
 The machine has $NEURON_SIM_NUM_CHIPS chips (default 1) of 4 NeuronCores with 2 GiB of device
-memory each; processes publish what they hold through $NEURON_SIM_STATE_DIR (neuron_core.runtime.state).
+memory each. Processes publish what they hold in the directory of their simulated host,
+$NEURON_SIM_HOST_DIR (neuron_core.runtime.state), and each core's lock file there names the process
+owning it (neuron_core.runtime.host).
 """
 from __future__ import annotations
 
@@ -27,13 +29,17 @@ def _span(cores: list) -> str:
     return ",".join(f"nc{c}" for c in cores) or "-"
 
 
-def inventory(states: list) -> dict:
-    """Devices and cores with the memory and processes on each (what neuron-ls prints)."""
+def inventory(states: list, owners: dict | None = None) -> dict:
+    """Devices and cores with the memory and processes on each (what neuron-ls prints); `owners`
+    (core -> {"pid", "command"}, from `runtime.host.owners`) names the process owning each core."""
     from ..runtime.device import CORE_MEMORY_BYTES, CORES_PER_CHIP
     from .neuron_monitor import machine_chips
     chips = machine_chips(states)
+    owners = owners or {}
+    chips = max([chips] + [c // CORES_PER_CHIP + 1 for c in owners])
     cores = [{"core": c, "device": c // CORES_PER_CHIP, "memory_used": 0,
-              "memory_total": CORE_MEMORY_BYTES, "processes": [], "models": []}
+              "memory_total": CORE_MEMORY_BYTES, "owner": owners.get(c, {}).get("pid"),
+              "processes": [], "models": []}
              for c in range(chips * CORES_PER_CHIP)]
     processes = []
     for s in states:
@@ -47,6 +53,7 @@ def inventory(states: list) -> dict:
             cores[core]["processes"].append(s["pid"])
             cores[core]["models"] += c.get("models", [])
         processes.append({"pid": s["pid"], "command": s.get("command", ""), "cores": sorted(held),
+                          "owned_cores": s.get("owned_cores", []),
                           "visible_cores": s.get("visible_cores", []),
                           "models": [m["name"] for m in s.get("models", [])]})
     devices = []
@@ -89,8 +96,9 @@ def format_inventory(inv: dict) -> str:
                     "PROCESSES (pid: cores command)"],
                    [[d["device"], d["cores"], f"{_mib(d['memory_used'])} / {_mib(d['memory_total'])}",
                      who(d["processes"])] for d in inv["devices"]])
-    lines += _table(["NEURON CORE", "DEVICE", "MEMORY (used / total)", "PID", "MODELS"],
-                    [[f"nc{c['core']}", c["device"],
+    lines += _table(["NEURON CORE", "DEVICE", "OWNER (pid)", "MEMORY (used / total)", "PID",
+                     "MODELS"],
+                    [[f"nc{c['core']}", c["device"], c["owner"] or "-",
                       f"{_mib(c['memory_used'])} / {_mib(c['memory_total'])}",
                       ",".join(map(str, c["processes"])) or "-", ", ".join(c["models"]) or "-"]
                      for c in inv["neuroncores"]])
@@ -108,9 +116,10 @@ def main(argv=None) -> int:
                         "with one entry per device (neuron_device, nc_count, memory_size, "
                         "neuron_processes)")
     args = parser.parse_args(argv)
+    from ..runtime.host import host_dir, owners
     from ..runtime.state import read_states
     try:
-        inv = inventory(read_states())
+        inv = inventory(read_states(), owners(host_dir()))
         if args.json_output:
             print(json.dumps(device_list(inv), indent=4))
         else:

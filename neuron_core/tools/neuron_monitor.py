@@ -9,7 +9,8 @@ Each line: {"period", "timestamp", "neuron_runtime_data": [{"pid", "neuron_runti
 utilisation is the share of wall time the process spent executing on that (simulated) core;
 `latency_ms` are percentiles of the wall time of the executions that ended in the period (null when
 there were none); `device_latency_ms` is the timing model's Inf1 estimate of one execution.
-Processes publish their state through files in $NEURON_SIM_STATE_DIR (see neuron_core.runtime.state).
+Processes publish their state through files in their simulated host's directory,
+$NEURON_SIM_HOST_DIR (see neuron_core.runtime.state).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from neuron_core import runtime
 from neuron_core.runtime import context, profile
 from neuron_core.runtime.context import Runtime, use
 from neuron_core.runtime.device import get_device_manager, reset_device_manager
-from neuron_core.runtime.state import process_state, state_dir
+from neuron_core.runtime.state import process_state
 from tests.core.neff_fixtures import neff  # noqa: F401  (a fixture)
 
 GiB = 1024**3
@@ -55,7 +55,7 @@ def test_process_state_reports_its_runtimes_devices(fresh_runtime, neff):  # noq
         assert [m["name"] for m in snapshot["models"]] == [model.name]
         used = snapshot["cores"][str(model.core)]["memory_used"]
         assert used == fresh_runtime.devices.usage()[model.core].used > 0
-        published = state_dir() / f"{snapshot['pid']}.json"
+        published = fresh_runtime.host / f"{snapshot['pid']}.json"
         assert json.loads(published.read_text())["models"][0]["name"] == model.name
     assert not published.exists()
 

@@ -27,7 +27,7 @@ import neff_values  # noqa: E402
 @pytest.mark.parametrize("target", ["neff", "edit", "onnx"])
 def test_fuzzing_finds_nothing(target, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "plugins")]),
-               NEURON_SIM_CACHE_DIR="off", NEURON_SIM_STATE_DIR=str(tmp_path / "state"))
+               NEURON_SIM_CACHE_DIR="off", NEURON_SIM_HOST_DIR=str(tmp_path / "state"))
     artifacts = tmp_path / "findings"
     proc = subprocess.run([sys.executable, "-m", "bench.fuzz_neff", "--target", target,
                            "--seconds", str(FUZZ_SECONDS), "--artifacts", str(artifacts),

@@ -116,7 +116,7 @@ def test_neuron_top_once_shows_cores_and_models(holder, env):
 
 
 def test_state_file_goes_when_the_process_ends(holder, env, tmp_path):
-    state = Path(env["NEURON_SIM_STATE_DIR"])
+    state = Path(env["NEURON_SIM_HOST_DIR"])
     assert (state / f"{holder.pid}.json").exists()
     (tmp_path / "stop").touch()
     holder.wait(timeout=10)
@@ -127,7 +127,7 @@ def test_state_file_goes_when_the_process_ends(holder, env, tmp_path):
 def test_stale_state_of_a_dead_process_is_ignored(env):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
-    state = Path(env["NEURON_SIM_STATE_DIR"])
+    state = Path(env["NEURON_SIM_HOST_DIR"])
     state.mkdir(parents=True)
     (state / f"{dead}.json").write_text(json.dumps({"pid": int(dead), "models": []}))
     assert read_states() == []
@@ -136,7 +136,7 @@ def test_stale_state_of_a_dead_process_is_ignored(env):
 
 
 def test_publishing_is_throttled_and_catches_up(neff, env):
-    state = Path(env["NEURON_SIM_STATE_DIR"]) / f"{os.getpid()}.json"
+    state = Path(env["NEURON_SIM_HOST_DIR"]) / f"{os.getpid()}.json"
 
     def total() -> int:  # cumulative over this (test worker) process
         return json.loads(state.read_text())["executions"]["total"]
