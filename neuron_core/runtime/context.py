@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from ..logs import configure_runtime_logging
 from .device import DeviceManager
 from .host import host_dir
 from .state import ProcessState
@@ -126,10 +127,12 @@ _default_lock = threading.Lock()
 
 
 def default() -> Runtime:
-    """The runtime every module-level function uses, created on first use."""
+    """The runtime every module-level function uses, created on first use (which also applies
+    NEURON_RT_LOG_LEVEL / NEURON_RT_LOG_LOCATION, see `neuron_core.logs`)."""
     global _default
     with _default_lock:
         if _default is None:
+            configure_runtime_logging()
             _default = Runtime()
         return _default
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from ..errors import NeuronError, ResourceError, Status
+from ..logs import runtime_log
 from . import host as hosts
 
 CORES_PER_CHIP = 4
@@ -194,16 +195,20 @@ class DeviceManager:
                 hosts.claim(self.host, visible)
                 got = tuple(visible)
         except hosts.CoresTaken:
-            raise ResourceError(self._taken_message(), status=NOT_ENOUGH_NC) from None
+            error = ResourceError(self._taken_message(), status=NOT_ENOUGH_NC)
+            runtime_log.error("%s", error)
+            raise error from None
         if got != self.visible_cores:
             self.visible_cores = got
             self._live = {c: {} for c in got}
         self._owner_pid = os.getpid()
+        runtime_log.info("this process owns NeuronCore %s on %s", _span(got), self.host)
 
     def _give_back_cores(self) -> None:
         """Stop owning the cores (lock held); a forked child owns nothing to give back."""
         if self._owns():
             hosts.release(self.host, self.visible_cores)
+            runtime_log.info("gave back NeuronCore %s on %s", _span(self.visible_cores), self.host)
         self._owner_pid = None
 
     def _taken_message(self) -> str:
@@ -288,7 +293,9 @@ class DeviceManager:
                         allocation = Allocation(next(self._ids), c, nbytes, owner)
                         self._live[c][allocation.id] = allocation
                         return allocation
-                raise ResourceError(self._out_of_memory(nbytes, owner, candidates))
+                error = ResourceError(self._out_of_memory(nbytes, owner, candidates))
+                runtime_log.error("%s", error)
+                raise error
             except ResourceError:
                 if not any(self._live.values()):
                     self._give_back_cores()

@@ -21,6 +21,7 @@ import weakref
 import numpy as np
 
 from .. import dtypes
+from ..logs import runtime_log
 from ..neff.verify import verify
 from ..errors import BadInputError, NeuronError, RuntimeStatusError, Status
 from .device import get_device_manager
@@ -69,6 +70,8 @@ class Model:
         self._release = weakref.finalize(self, _release, get_device_manager(), self.allocation,
                                          state, id(self))
         self._release.atexit = False
+        runtime_log.info("loaded %s on NeuronCore %d: %.1f MiB of device memory, precision %s",
+                         self.name, self.core, self.allocation.nbytes / 2**20, precision)
 
     @property
     def core(self) -> int:
@@ -124,14 +127,17 @@ class Model:
             args = self._check_inputs(inputs)
             self._check_time()
             outs = executor.run(args, steps)
-        except BaseException:
+        except BaseException as exc:
             process_state().record_run(self, time.perf_counter() - started, ok=False)
+            if isinstance(exc, RuntimeStatusError) and exc.status is Status.TIMEOUT:
+                runtime_log.error("%s", exc)
             raise
         timeline = self.timeline()
         self.last_cycles = timeline.cycles
         wall = time.perf_counter() - started
-        log.debug("executed %s in %.2f ms (%d simulated cycles)", self.name, 1e3 * wall,
-                  timeline.cycles)
+        runtime_log.debug("executed %s on NeuronCore %d in %.2f ms (%.3f ms of device time, %d "
+                          "cycles)", self.name, self.core, 1e3 * wall, 1e3 * timeline.device_s,
+                          timeline.cycles)
         process_state().record_run(self, wall, ok=True, device_ms=1e3 * timeline.device_s)
         if profile_dir:
             self._write_profile(profile_dir, timeline, steps)
@@ -175,6 +181,8 @@ class Model:
                     1, thread_name_prefix=f"neuron-{self.name}"[:40])
             queue, slots = self._queue, self._slots
         if not slots.acquire(blocking=False):
+            runtime_log.debug("%s: run_async refused, %d requests in flight", self.name,
+                                max_inflight())
             raise RuntimeStatusError(f"{self.name}: {max_inflight()} requests are already in "
                                      f"flight ({INFLIGHT_VAR}); wait for some to finish",
                                      Status.QUEUE_FULL)
@@ -196,6 +204,7 @@ class Model:
             self.loaded = False
             self._executor = None
             self._release()
+            runtime_log.info("unloaded %s from NeuronCore %d", self.name, self.core)
         if queue is not None:
             queue.shutdown(wait=False)
 

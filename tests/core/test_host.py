@@ -141,6 +141,8 @@ def test_unloading_everything_gives_the_cores_back(start_owner, here, neff):  # 
     assert rt.devices.owned_cores == (0, 1, 2, 3) and hosts.owned(rt.host) == [0, 1, 2, 3]
     proc = _load_elsewhere(neff)
     assert proc.returncode != 0 and f"owned by pid {os.getpid()}" in proc.stderr
+    # the runtime's ERROR line (NEURON_RT_LOG_LEVEL's default) comes before the traceback
+    assert proc.stderr.startswith("ERROR:Neuron.runtime:[LOAD_NOT_ENOUGH_NC] this process asks")
     model.unload()
     assert hosts.owned(rt.host) == [0, 1, 2, 3]    # the other model still holds them
     other.unload()
@@ -208,3 +210,15 @@ def test_host_dir_falls_back_to_the_old_name_and_the_user_dir():
     assert hosts.host_dir({"NEURON_SIM_HOST_DIR": "/a", "NEURON_SIM_STATE_DIR": "/b"}) == Path("/a")
     assert hosts.host_dir({"NEURON_SIM_STATE_DIR": "/b"}) == Path("/b")
     assert hosts.host_dir({}).name == f"neuron-sim-{os.getuid()}"
+
+
+def test_the_runtime_logs_where_neuron_rt_log_location_says(neff, tmp_path):  # noqa: F811
+    log = tmp_path / "nrt.log"
+    proc = subprocess.run([sys.executable, "-c", OWNER, str(neff)], capture_output=True, text=True,
+                          input="", timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "NEURON_RT_LOG_LEVEL": "info",
+                               "NEURON_RT_LOG_LOCATION": str(log)})
+    assert proc.returncode == 0, proc.stderr
+    text = log.read_text()
+    assert re.search(r"INFO Neuron.runtime pid=[0-9]+: this process owns NeuronCore 0-3 on ", text)
+    assert "loaded cnn.neff on NeuronCore 0: " in text and "Neuron.runtime" not in proc.stderr
