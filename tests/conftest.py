@@ -41,13 +41,15 @@ def simulated_host(monkeypatch) -> Path:
 @pytest.fixture
 def fresh_runtime(monkeypatch, simulated_host):
     """A fresh neuron_core Runtime as the default for one test: its device manager reads an
-    environment without NEURON_SIM_NUM_CHIPS / NEURON_RT_VISIBLE_CORES / NEURON_RT_NUM_CORES (set
+    environment without NEURON_SIM_NUM_CHIPS / NEURON_RT_VISIBLE_CORES / NEURON_RT_NUM_CORES /
+    NEURONCORE_GROUP_SIZES (set
     them in the test to change it), it owns cores and publishes its state on the test's simulated
     host, and the process's own runtime comes back afterwards as it was. Memos of machine facts
     are shared with it."""
     from neuron_core.runtime.context import Runtime, use
-    from neuron_core.runtime.device import ENV_NUM_CHIPS, ENV_NUM_CORES, ENV_VISIBLE_CORES
-    for var in (ENV_NUM_CHIPS, ENV_VISIBLE_CORES, ENV_NUM_CORES):
+    from neuron_core.runtime.device import (ENV_GROUP_SIZES, ENV_NUM_CHIPS, ENV_NUM_CORES,
+                                            ENV_VISIBLE_CORES)
+    for var in (ENV_NUM_CHIPS, ENV_VISIBLE_CORES, ENV_NUM_CORES, ENV_GROUP_SIZES):
         monkeypatch.delenv(var, raising=False)
     with use(Runtime.fresh()) as runtime:
         yield runtime

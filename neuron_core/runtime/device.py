@@ -32,6 +32,7 @@ MAX_CHIPS = 16  # inf1.24xlarge
 ENV_NUM_CHIPS = "NEURON_SIM_NUM_CHIPS"
 ENV_VISIBLE_CORES = "NEURON_RT_VISIBLE_CORES"
 ENV_NUM_CORES = "NEURON_RT_NUM_CORES"
+ENV_GROUP_SIZES = "NEURONCORE_GROUP_SIZES"
 NOT_ENOUGH_NC = Status.LOAD_NOT_ENOUGH_NC
 
 _CORE_ITEM = re.compile(r"^([0-9]+)(?:-([0-9]+))?$")   # ASCII digits: int() reads others too
@@ -108,6 +109,24 @@ def _int_var(var: str, text: str, minimum: int, maximum: int, form: str) -> int:
     return int(value)
 
 
+def parse_group_sizes(text: str) -> list[int]:
+    """NeuronCore group sizes from NEURONCORE_GROUP_SIZES: '2,2', '1,1,1,1', or 'NxM' for N
+    groups of M cores.
+
+    Example:
+        >>> parse_group_sizes("2,2"), parse_group_sizes("4x1")
+        ([2, 2], [1, 1, 1, 1])
+    """
+    sizes = []
+    for item in text.split(","):
+        m = re.match(r"^\s*([0-9]+)\s*(?:x\s*([0-9]+))?\s*$", item)
+        if not m or (m.group(2) is not None and int(m.group(1)) == 0) or int(m.group(2) or m.group(1)) < 1:
+            raise NeuronError(f"{ENV_GROUP_SIZES}={text!r} is invalid: expected group sizes such as "
+                              f"'2,2', '1,1,1,1' or '4x1' (four groups of one NeuronCore)")
+        sizes += [int(m.group(2))] * int(m.group(1)) if m.group(2) else [int(m.group(1))]
+    return sizes
+
+
 def parse_core_list(text: str, var: str = ENV_VISIBLE_CORES) -> list[int]:
     """Core ids from '0-1', '2', '0,2,3' or '0-1,3', sorted and without repeats.
 
@@ -131,7 +150,8 @@ class DeviceManager:
     the cores it owns there (see the module's docstring)."""
 
     def __init__(self, num_chips: int = DEFAULT_NUM_CHIPS, visible_cores: Iterable[int] | None = None,
-                 num_cores: int = 0, host: Path | str | None = None):
+                 num_cores: int = 0, host: Path | str | None = None,
+                 groups: Iterable[int] | str | None = None):
         self.devices = make_devices(num_chips)
         self.cores = tuple(core for device in self.devices for core in device.cores)
         everything = [core.index for core in self.cores]
@@ -142,6 +162,16 @@ class DeviceManager:
                 f"{ENV_VISIBLE_CORES} names NeuronCore {_span(missing)} but this machine has "
                 f"{len(self.cores)} NeuronCores ({_span(everything)}) on {num_chips} chip(s); choose "
                 f"cores from {_span(everything)}, or set {ENV_NUM_CHIPS} for more chips", status=NOT_ENOUGH_NC)
+        sizes = parse_group_sizes(groups) if isinstance(groups, str) else list(groups or [])
+        if sizes and sum(sizes) > (num_cores or len(visible)):
+            have = f"{ENV_NUM_CORES}={num_cores}" if num_cores else \
+                f"{len(visible)} are visible ({_span(visible)})"
+            raise ResourceError(
+                f"{ENV_GROUP_SIZES}={','.join(map(str, sizes))} asks for {sum(sizes)} NeuronCores but "
+                f"{have}; make the groups smaller, or widen {ENV_VISIBLE_CORES} / {ENV_NUM_CHIPS}",
+                status=NOT_ENOUGH_NC)
+        if sizes and not num_cores:
+            num_cores = sum(sizes)    # a process takes the cores of its groups (the first free ones)
         if num_cores > len(visible):
             raise ResourceError(
                 f"{ENV_NUM_CORES}={num_cores} asks for {num_cores} NeuronCores but only {len(visible)} "
@@ -152,6 +182,9 @@ class DeviceManager:
         #: the cores models may use: once owned, exactly the owned ones
         self.visible_cores: tuple[int, ...] = tuple(visible[:num_cores] if num_cores else visible)
         self._owner_pid: int | None = None     # the process owning visible_cores on the host
+        self._group_sizes = sizes
+        self._group_text = ",".join(map(str, sizes))
+        self._next_group = 0
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._live: dict[int, dict[int, Allocation]] = {c: {} for c in self.visible_cores}
@@ -173,7 +206,48 @@ class DeviceManager:
         visible = env.get(ENV_VISIBLE_CORES, "").strip()
         num_cores = _int_var(ENV_NUM_CORES, env.get(ENV_NUM_CORES) or "0", 0, 10**6,
                              "a number of NeuronCores such as '2' (0 means all visible cores)")
-        return cls(num_chips, parse_core_list(visible) if visible else None, num_cores, host)
+        return cls(num_chips, parse_core_list(visible) if visible else None, num_cores, host,
+                   env.get(ENV_GROUP_SIZES, "").strip() or None)
+
+    @property
+    def groups(self) -> tuple[tuple[int, ...], ...]:
+        """The NeuronCore groups (NEURONCORE_GROUP_SIZES): consecutive runs of visible_cores, in
+        order; () when the variable is unset."""
+        groups, at = [], 0
+        for size in self._group_sizes:
+            groups.append(self.visible_cores[at:at + size])
+            at += size
+        return tuple(groups)
+
+    def take(self) -> tuple[int, ...]:
+        """Own the cores on the host now, as the first load would, and return them (what a
+        framework's relative core indices count)."""
+        with self._lock:
+            self._take_cores()
+            return self.visible_cores
+
+    def core_at(self, index: int, what: str = "NeuronCore index") -> int:
+        """The NeuronCore a framework's index names: with NEURONCORE_GROUP_SIZES the first core of
+        group `index`, else the index-th core visible to this process (indices are relative to
+        NEURON_RT_VISIBLE_CORES, as the Neuron frameworks count them). Takes the cores on the
+        host first, so the answer is the core a load will use.
+
+        Example:
+            >>> DeviceManager(visible_cores=[2, 3]).core_at(1)
+            3
+        """
+        with self._lock:
+            self._take_cores()
+            pool = [g[0] for g in self.groups] if self.groups else list(self.visible_cores)
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(pool):
+                if self.groups:
+                    names = f"NeuronCore group 0 to {len(pool) - 1} ({ENV_GROUP_SIZES}={self._group_text})"
+                else:
+                    names = f"0 to {len(pool) - 1}: the cores visible to this process, {_span(self.visible_cores)}"
+                if not any(self._live.values()):
+                    self._give_back_cores()
+                raise ResourceError(f"{what} {index!r} is out of range: use {names}", status=NOT_ENOUGH_NC)
+            return pool[index]
 
     @property
     def owned_cores(self) -> tuple[int, ...]:
@@ -266,7 +340,7 @@ class DeviceManager:
         return tuple(dict.fromkeys(a.owner for a in self._live[core].values()))
 
     def allocate(self, nbytes: int, *, owner: str, core: int | None = None) -> Allocation:
-        """Reserve `nbytes` of device memory on `core`, or on the first visible core where they fit.
+        """Reserve `nbytes` of device memory on `core`, or where placement puts it (see place).
 
         Raises ResourceError when they do not fit (the message gives total, occupied and needed bytes),
         and ResourceError with status LOAD_NOT_ENOUGH_NC for a core that is absent or not visible.
@@ -278,8 +352,18 @@ class DeviceManager:
             (0, 1073741824)
             >>> manager.free(a)
         """
-        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
-            raise NeuronError(f"allocate() needs a non-negative int number of bytes, got {nbytes!r}")
+        return self.allocate_span([nbytes], owner=owner, core=core)[0]
+
+    def allocate_span(self, sizes: list[int], *, owner: str, core: int | None = None) -> list[Allocation]:
+        """Reserve sizes[i] bytes on the i-th of len(sizes) consecutive visible cores (a pipeline's
+        stages), the first being `core` or where placement puts the span: the next NeuronCore
+        group in load order when NEURONCORE_GROUP_SIZES is set, else the least used cores (fewest
+        allocations, then lowest index) where every stage fits. All or nothing."""
+        for nbytes in sizes:
+            if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
+                raise NeuronError(f"allocate() needs a non-negative int number of bytes, got {nbytes!r}")
+        if not sizes:
+            raise NeuronError("allocate_span() needs at least one size")
         with self._lock:
             if core is not None:
                 self._check_exists(core)
@@ -287,13 +371,19 @@ class DeviceManager:
             try:
                 if core is not None:
                     self.check_core(core)
-                candidates = self.visible_cores if core is None else (core,)
-                for c in candidates:
-                    if self._used(c) + nbytes <= self.cores[c].memory_bytes:
-                        allocation = Allocation(next(self._ids), c, nbytes, owner)
-                        self._live[c][allocation.id] = allocation
-                        return allocation
-                error = ResourceError(self._out_of_memory(nbytes, owner, candidates))
+                starts = self._starts(len(sizes), core, owner)
+                for start in starts:
+                    span = self.visible_cores[start:start + len(sizes)]
+                    if all(self._used(c) + n <= self.cores[c].memory_bytes for c, n in zip(span, sizes)):
+                        if self.groups and core is None:
+                            self._next_group = (self._group_of(span[0]) + 1) % len(self.groups)
+                        out = [Allocation(next(self._ids), c, n, owner) for c, n in zip(span, sizes)]
+                        for a in out:
+                            self._live[a.core][a.id] = a
+                        return out
+                cores = tuple(dict.fromkeys(c for start in starts
+                                            for c in self.visible_cores[start:start + len(sizes)]))
+                error = ResourceError(self._out_of_memory(max(sizes), owner, cores, len(sizes)))
                 runtime_log.error("%s", error)
                 raise error
             except ResourceError:
@@ -301,7 +391,39 @@ class DeviceManager:
                     self._give_back_cores()
                 raise
 
-    def _out_of_memory(self, nbytes: int, owner: str, candidates: tuple[int, ...]) -> str:
+    def _starts(self, n: int, core: int | None, owner: str) -> list[int]:
+        """Positions in visible_cores where a span of `n` cores may start, in the order to try."""
+        visible = self.visible_cores
+        if n > len(visible):
+            raise ResourceError(
+                f"{owner!r} runs on {n} NeuronCores (compiled with --neuroncore-pipeline-cores {n}) but "
+                f"this process has {len(visible)} ({_span(visible)}); widen {ENV_VISIBLE_CORES} / "
+                f"{ENV_NUM_CORES}, or compile it for fewer pipeline cores", status=NOT_ENOUGH_NC)
+        last = len(visible) - n
+        if core is not None:
+            at = visible.index(core)
+            if at > last:
+                raise ResourceError(
+                    f"{owner!r} runs on {n} consecutive NeuronCores from NeuronCore {core}, but this "
+                    f"process has only {_span(visible[at:])} from there (visible: {_span(visible)}); "
+                    f"start it on NeuronCore {visible[last]} or earlier", status=NOT_ENOUGH_NC)
+            return [at]
+        if self.groups:
+            order = [(self._next_group + k) % len(self.groups) for k in range(len(self.groups))]
+            starts = [p for p in (visible.index(self.groups[g][0]) for g in order) if p <= last]
+            if not starts:
+                raise ResourceError(
+                    f"{owner!r} runs on {n} NeuronCores but no NeuronCore group "
+                    f"({ENV_GROUP_SIZES}={self._group_text}) starts early enough to hold them; "
+                    f"make a group of {n}", status=NOT_ENOUGH_NC)
+            return starts
+        load = [len(self._live[c]) for c in visible]
+        return sorted(range(last + 1), key=lambda p: (sum(load[p:p + n]), p))
+
+    def _group_of(self, core: int) -> int:
+        return next(g for g, cores in enumerate(self.groups) if core in cores)
+
+    def _out_of_memory(self, nbytes: int, owner: str, candidates: tuple[int, ...], stages: int = 1) -> str:
         lines = []
         for c in candidates:
             used, total = self._used(c), self.cores[c].memory_bytes
@@ -315,7 +437,13 @@ class DeviceManager:
         if nbytes > max(self.cores[c].memory_bytes for c in candidates):
             fix = (f"{owner!r} is larger than one NeuronCore's memory; split it across cores with "
                    f"neuron-cc --neuroncore-pipeline-cores N")
-        return f"not enough device memory on {where} for {owner!r}: needs {_mib(nbytes)}\n  " + \
+        needs = _mib(nbytes)
+        if stages > 1:
+            needs += f" on one NeuronCore (its largest of {stages} pipeline stages)"
+            if nbytes > max(self.cores[c].memory_bytes for c in candidates):
+                fix = (f"the largest pipeline stage of {owner!r} is larger than one NeuronCore's "
+                       f"memory; compile it with more --neuroncore-pipeline-cores")
+        return f"not enough device memory on {where} for {owner!r}: needs {needs}\n  " + \
             "\n  ".join(lines) + f"\n{fix}"
 
     def free(self, allocation: Allocation) -> None:

@@ -27,6 +27,7 @@ from ..errors import BadInputError, NeuronError, RuntimeStatusError, Status
 from .device import get_device_manager
 from .executor import Executor, resolve_precision
 from .graph_executor import GraphExecutor
+from .stages import stage_bounds, stage_bytes
 from .kernels import choose as choose_kernels
 from .state import process_state
 
@@ -52,8 +53,18 @@ class Model:
         self._async_lock = threading.Lock()
         self._queue: concurrent.futures.ThreadPoolExecutor | None = None
         self._slots: threading.BoundedSemaphore | None = None
-        self.allocation = get_device_manager().allocate(
-            int(self.program.memory.get("total_bytes", 0)), owner=owner, core=core)
+        options = self.metadata.get("options") or {}
+        #: NeuronCores the NEFF runs on (--neuroncore-pipeline-cores) and its stages' instructions
+        self.pipeline_cores = max(1, int(options.get("neuroncore_pipeline_cores", 1) or 1))
+        if self.pipeline_cores > 1:
+            self.stages = stage_bounds(self.program, self.pipeline_cores)
+            sizes = stage_bytes(self.program, self.stages)
+        else:
+            self.stages = [(0, len(self.program.instrs))]
+            sizes = [int(self.program.memory.get("total_bytes", 0))]
+        #: the device memory it holds, one block per NeuronCore it runs on (stage order)
+        self.allocations = get_device_manager().allocate_span(sizes, owner=owner, core=core)
+        self.allocation = self.allocations[0]
         try:
             if kernels_ == "fast":
                 self._executor = GraphExecutor(self.program, neff, precision)
@@ -61,21 +72,29 @@ class Model:
                 self._executor = Executor(self.program, neff.weights, precision, kernels_,
                                           neff.drop_pages)
         except BaseException:
-            get_device_manager().free(self.allocation)
+            for allocation in self.allocations:
+                get_device_manager().free(allocation)
             raise
         self.loaded = True
         state = process_state()
         state.model_loaded(self)
         # a model dropped without unload() gives its device memory back when it is collected
-        self._release = weakref.finalize(self, _release, get_device_manager(), self.allocation,
+        self._release = weakref.finalize(self, _release, get_device_manager(), self.allocations,
                                          state, id(self))
         self._release.atexit = False
-        runtime_log.info("loaded %s on NeuronCore %d: %.1f MiB of device memory, precision %s",
-                         self.name, self.core, self.allocation.nbytes / 2**20, precision)
+        runtime_log.info("loaded %s on NeuronCore %s: %s MiB of device memory, precision %s",
+                         self.name, "-".join(str(c) for c in sorted({self.cores[0], self.cores[-1]})),
+                         " + ".join(f"{a.nbytes / 2**20:.1f}" for a in self.allocations), precision)
 
     @property
     def core(self) -> int:
+        """The NeuronCore it runs on (a pipeline's first)."""
         return self.allocation.core
+
+    @property
+    def cores(self) -> list[int]:
+        """Every NeuronCore it holds memory on: one, or a pipeline's N in stage order."""
+        return [a.core for a in self.allocations]
 
     def _check_inputs(self, inputs) -> list:
         expected = self.inputs
@@ -294,10 +313,11 @@ def max_inflight() -> int:
         DEFAULT_INFLIGHT
 
 
-def _release(manager, allocation, state, key: int) -> None:
+def _release(manager, allocations, state, key: int) -> None:
     """What unload() and the collection of a loaded model both do: free its device memory and
     take it out of the process's published state (holds no reference to the model)."""
-    manager.free(allocation)
+    for allocation in allocations:
+        manager.free(allocation)
     state.model_gone(key)
 
 

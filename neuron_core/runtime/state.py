@@ -64,7 +64,8 @@ class ProcessState:
         with self._lock:
             self._models[id(model)] = {
                 "ref": weakref.ref(model), "name": model.name, "core": model.core,
-                "memory_bytes": model.allocation.nbytes, "loaded_at": time.time(),
+                "memory_bytes": sum(a.nbytes for a in model.allocations),
+                "cores": list(model.cores), "loaded_at": time.time(),
                 "executions": 0, "errors": 0, "device_latency_ms": None}
         self.publish(force=True)
 
@@ -115,14 +116,14 @@ class ProcessState:
             self._purge()
             models = [{k: v for k, v in m.items() if k != "ref"} for m in self._models.values()]
             cores = {}
-            for c in sorted({m["core"] for m in models} | set(self._cores)):
+            for c in sorted({c for m in models for c in m["cores"]} | set(self._cores)):
                 counters = self._cores.get(c, {"busy_s": 0.0, "executions": 0, "errors": 0,
                                                "device_busy_s": 0.0})
                 cores[str(c)] = {**{k: round(v, 6) for k, v in counters.items()},
                                  "memory_used": usage[c].used if c in usage else 0,
                                  "memory_total": manager.cores[c].memory_bytes
                                  if c < len(manager.cores) else 0,
-                                 "models": [m["name"] for m in models if m["core"] == c]}
+                                 "models": [m["name"] for m in models if c in m["cores"]]}
             return {"format": FORMAT, "pid": self.pid, "start_time": self.started,
                     "command": command_line(),
                     "updated": time.time(), "num_chips": len(manager.devices),

@@ -5,9 +5,11 @@ while its `_neuron_subgraph_op` nodes call the simulated NeuronCore. So the neur
 `Context` subclass that *is* `cpu(0)` to MXNet (device type and id; MXNet binds only arrays of the
 bound context, and the params are loaded on cpu(0)) and carries the NeuronCore index: every API
 that takes a ctx (Module.bind, Symbol.bind, simple_bind, `with ctx:`, NDArray creation) accepts it
-unchanged. Binding a compiled symbol with `mx.neuron(i)` binds a copy whose neuron nodes name core
-i (`Symbol.bind` and `simple_bind`, which Module uses, are wrapped for this), so its NEFFs load
-and run there; with plain `mx.cpu()` they go to the first NeuronCore with room.
+unchanged. Binding a compiled symbol with `mx.neuron(i)` binds a copy whose neuron nodes name the
+core i stands for (`Symbol.bind` and `simple_bind`, which Module uses, are wrapped for this), so
+its NEFFs load and run there: as in mxnet-neuron, i is a NeuronCore group with
+NEURONCORE_GROUP_SIZES (its first core), else the i-th core visible to the process. With plain
+`mx.cpu()` they go where the runtime's placement puts them.
 """
 from __future__ import annotations
 
@@ -53,13 +55,14 @@ class NeuronContext(mx.Context):
     __repr__ = __str__
 
 
-def on_core(sym, core: int):
-    """A copy of compiled `sym` whose neuron nodes run on NeuronCore `core` (`sym` itself if it
-    has none)."""
+def on_core(sym, index: int):
+    """A copy of compiled `sym` whose neuron nodes run where `mx.neuron(index)` points: NeuronCore
+    group `index` with NEURONCORE_GROUP_SIZES, else the index-th NeuronCore visible to this
+    process (`sym` itself if it has no neuron nodes)."""
     text = jsonform.mxnet_json(sym)
     if OP_TYPE not in text:
         return sym
-    default().devices.check_core(core)   # say it at bind time, not inside MXNet's engine
+    core = default().devices.core_at(index, "mx.neuron")   # said at bind time, not in MXNet's engine
     graph = json.loads(text)
     for node in graph["nodes"]:
         attrs = node.get("attrs") or {}

@@ -27,7 +27,9 @@ log = logging.getLogger("Neuron")
 
 class DataParallel(torch.nn.Module):
     """Replicate a model from torch.neuron.trace on NeuronCores `device_ids` (default: every core
-    visible to this process, see NEURON_RT_VISIBLE_CORES) and split inputs along `dim`.
+    visible to this process, see NEURON_RT_VISIBLE_CORES) and split inputs along `dim`. As in
+    torch-neuron, ids count the visible cores from 0 (`2` or `'nc:2'` is the third visible core);
+    `self.device_ids` holds the machine's core numbers they stand for.
 
     Example:
         >>> traced = torch.neuron.trace(model, torch.zeros(1, 3, 224, 224))   # doctest: +SKIP
@@ -166,7 +168,7 @@ class DataParallel(torch.nn.Module):
 
 
 def _device_ids(device_ids) -> list[int]:
-    visible = list(get_device_manager().visible_cores)
+    visible = list(get_device_manager().take())
     if device_ids is None:
         return visible
     listed = list(device_ids) if isinstance(device_ids, (list, tuple)) else [device_ids]
@@ -179,8 +181,8 @@ def _device_ids(device_ids) -> list[int]:
         except (TypeError, ValueError):
             raise NeuronError(f"device_ids holds {d!r}; give NeuronCore indices such as [0, 1] "
                               f"(visible to this process: {visible})") from None
-    missing = [i for i in ids if i not in visible]
-    if missing or not ids or len(set(ids)) != len(ids):
+    if any(not 0 <= i < len(visible) for i in ids) or not ids or len(set(ids)) != len(ids):
         raise NeuronError(f"device_ids={device_ids!r} must name distinct NeuronCores visible "
-                          f"to this process: {visible} (NEURON_RT_VISIBLE_CORES chooses them)")
-    return ids
+                          f"to this process, counted from 0: 0 to {len(visible) - 1} (they are "
+                          f"NeuronCores {visible}; NEURON_RT_VISIBLE_CORES chooses them)")
+    return [visible[i] for i in ids]

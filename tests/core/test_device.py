@@ -7,7 +7,8 @@ import pytest
 
 from neuron_core.errors import NeuronError, ResourceError, Status
 from neuron_core.runtime.device import (CORE_MEMORY_BYTES, CORES_PER_CHIP, DeviceManager, get_device_manager,
-                                        make_devices, parse_core_list, reset_device_manager)
+                                        make_devices, parse_core_list, parse_group_sizes,
+                                        reset_device_manager)
 
 GiB, MiB = 1024**3, 1024**2
 
@@ -24,20 +25,24 @@ def test_default_is_one_chip_of_four_cores():
 
 
 def test_allocate_and_free_accounting():
+    """Loads go to the least used core (fewest allocations, then the lowest index) where they fit,
+    as the Neuron runtime places models."""
     m = DeviceManager()
     a = m.allocate(GiB, owner="bert")
     b = m.allocate(512 * MiB, owner="resnet")
-    c = m.allocate(GiB, owner="bert")  # 2.5 GiB do not fit on core 0: goes to core 1
-    assert (a.core, b.core, c.core) == (0, 0, 1)
+    c = m.allocate(GiB, owner="bert")
+    d = m.allocate(GiB, owner="bert")
+    e = m.allocate(1536 * MiB, owner="big")  # every core holds one: core 0 has no room, core 1 has
+    assert (a.core, b.core, c.core, d.core, e.core) == (0, 1, 2, 3, 1)
     usage = m.usage()
-    assert usage[0].used == GiB + 512 * MiB and usage[0].owners == ("bert", "resnet")
-    assert usage[0].free == 512 * MiB and usage[1].used == GiB and usage[2].used == 0
+    assert usage[1].used == 2 * GiB and usage[1].owners == ("resnet", "big")
+    assert usage[0].free == GiB and usage[2].used == GiB
     m.free(a)
     m.free(a)  # idempotent
-    assert m.usage()[0].used == 512 * MiB and m.usage()[0].owners == ("resnet",)
-    assert m.allocate(GiB, owner="x", core=0).core == 0
-    m.free(b)
-    m.free(c)
+    assert m.usage()[0].used == 0 and m.allocate(GiB, owner="x").core == 0
+    assert m.allocate(GiB, owner="x", core=1 + 1).core == 2
+    for x in (b, c, d, e):
+        m.free(x)
     assert m.usage()[1].used == 0
 
 
@@ -201,3 +206,57 @@ def test_thread_safety_smoke():
     assert not errors
     assert max(peak) <= CORE_MEMORY_BYTES
     assert all(u.used == 0 and u.owners == () for u in m.usage().values())
+
+
+def test_group_sizes_place_loads_group_after_group():
+    """The torch-neuron placement guide's NEURONCORE_GROUP_SIZES=2,2 example: successive loads go
+    to group 0, 1, 0, ..., each on its group's first core; a 2-core pipeline takes a whole group."""
+    m = DeviceManager(groups="2,2")
+    assert m.groups == ((0, 1), (2, 3))
+    pipes = [[a.core for a in m.allocate_span([10, 10], owner=f"m{i}")] for i in range(2)]
+    singles = [m.allocate(10, owner=f"m{i}").core for i in range(2, 5)]
+    assert pipes == [[0, 1], [2, 3]] and singles == [0, 2, 0]
+
+
+@pytest.mark.parametrize("text, sizes", [("2,2", [2, 2]), ("1,1,1,1", [1] * 4), ("4x1", [1] * 4),
+                                         (" 1 , 3 ", [1, 3]), ("2x2", [2, 2])])
+def test_group_sizes_forms(text, sizes):
+    assert parse_group_sizes(text) == sizes
+
+
+@pytest.mark.parametrize("text", ["", "0", "2,,2", "-1", "a", "0x2", "2x0"])
+def test_bad_group_sizes(text):
+    with pytest.raises(NeuronError, match=r"NEURONCORE_GROUP_SIZES=.* is invalid: expected group"):
+        parse_group_sizes(text)
+
+
+def test_group_sizes_within_visible_cores(monkeypatch):
+    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "1-3")
+    monkeypatch.setenv("NEURONCORE_GROUP_SIZES", "1,1")
+    m = DeviceManager.from_env()
+    assert m.groups == ((1,), (2,)) and m.visible_cores == (1, 2) and m.core_at(1) == 2
+    monkeypatch.setenv("NEURONCORE_GROUP_SIZES", "2,2")
+    with pytest.raises(ResourceError, match=r"NEURONCORE_GROUP_SIZES=2,2 asks for 4 NeuronCores but "
+                                            r"3 are visible \(1-3\)") as info:
+        DeviceManager.from_env()
+    assert info.value.status == Status.LOAD_NOT_ENOUGH_NC
+
+
+def test_a_pipeline_needs_its_cores():
+    m = DeviceManager(visible_cores=[0, 1])
+    with pytest.raises(ResourceError, match=r"'bert' runs on 4 NeuronCores \(compiled with "
+                                            r"--neuroncore-pipeline-cores 4\) but this process has 2"):
+        m.allocate_span([1] * 4, owner="bert")
+    with pytest.raises(ResourceError, match=r"from NeuronCore 1, but this process has only 1 from"):
+        m.allocate_span([1, 1], owner="bert", core=1)
+    assert [a.core for a in m.allocate_span([1, 1], owner="bert")] == [0, 1]
+    with pytest.raises(ResourceError, match=r"needs 2048.0 MiB .* on one NeuronCore \(its largest of "
+                                            r"2 pipeline stages\)"):
+        m.allocate_span([2 * GiB, 1], owner="big")
+
+
+def test_core_at_counts_the_visible_cores():
+    m = DeviceManager(visible_cores=[2, 3])
+    assert [m.core_at(i) for i in (0, 1)] == [2, 3]
+    with pytest.raises(ResourceError, match=r"NeuronCore index 2 is out of range: use 0 to 1"):
+        m.core_at(2)

@@ -42,7 +42,7 @@ def start_owner(neff, simulated_host):  # noqa: F811
 
     def start(**extra):
         env = {**os.environ, "PYTHONPATH": str(ROOT), **extra}
-        for var in ("NEURON_RT_VISIBLE_CORES", "NEURON_RT_NUM_CORES"):
+        for var in ("NEURON_RT_VISIBLE_CORES", "NEURON_RT_NUM_CORES", "NEURONCORE_GROUP_SIZES"):
             if var not in extra:
                 env.pop(var, None)
         proc = subprocess.Popen([sys.executable, "-c", OWNER, str(neff)], env=env, text=True,
@@ -75,7 +75,7 @@ def _load_elsewhere(neff, **env) -> subprocess.CompletedProcess:  # noqa: F811
 @pytest.fixture
 def here(monkeypatch, simulated_host):
     """load(neff) in this process, on the test's host, with a fresh runtime per call of it."""
-    for var in ("NEURON_RT_VISIBLE_CORES", "NEURON_RT_NUM_CORES"):
+    for var in ("NEURON_RT_VISIBLE_CORES", "NEURON_RT_NUM_CORES", "NEURONCORE_GROUP_SIZES"):
         monkeypatch.delenv(var, raising=False)
     runtimes = []
 
@@ -222,3 +222,9 @@ def test_the_runtime_logs_where_neuron_rt_log_location_says(neff, tmp_path):  # 
     text = log.read_text()
     assert re.search(r"INFO Neuron.runtime pid=[0-9]+: this process owns NeuronCore 0-3 on ", text)
     assert "loaded cnn.neff on NeuronCore 0: " in text and "Neuron.runtime" not in proc.stderr
+
+
+def test_group_sizes_own_the_cores_of_the_groups(start_owner, here, neff):  # noqa: F811
+    _, owned = start_owner(NEURONCORE_GROUP_SIZES="1,1")
+    model, rt = here(neff, NEURON_RT_NUM_CORES="2")
+    assert owned == [0, 1] and rt.devices.owned_cores == (2, 3) and model.core == 2

@@ -137,3 +137,35 @@ def test_the_defaults_are_documented_values(monkeypatch):
     monkeypatch.setenv("NEURON_RT_ASYNC_EXEC_MAX_INFLIGHT_REQUESTS", "0")
     assert runtime_model.exec_timeout() == runtime_model.DEFAULT_TIMEOUT_S == 30.0
     assert runtime_model.max_inflight() == runtime_model.DEFAULT_INFLIGHT
+
+
+def test_a_pipelined_neff_holds_memory_on_its_cores(fresh_runtime, monkeypatch):
+    """--neuroncore-pipeline-cores 2: the NEFF loads on 2 consecutive cores, each holding its
+    stage's weights; every weight is on the stage that reads it, and the outputs are those of the
+    one-core NEFF. A process with one core is LOAD_NOT_ENOUGH_NC."""
+    graph = from_onnx(resnet(18, image=32))
+    one = load(compile_graph(graph, parse_compiler_args([])).to_bytes())
+    want = one.run([X])[0]
+    one.unload()
+    data = compile_graph(graph, parse_compiler_args(["--neuroncore-pipeline-cores", "2"])).to_bytes()
+    model = load(data)
+    assert model.cores == [0, 1] and len(model.stages) == 2 and model.stages[0][0] == 0
+    used = fresh_runtime.devices.usage()
+    assert used[0].used > 0 and used[1].used > 0
+    weights = {b.id: b.nbytes for b in model.program.buffers if b.kind == "weight"}
+    per_stage = []
+    for a, b in model.stages:
+        read = {i for ins in model.program.instrs[a:b] for i in ins.inputs if i in weights}
+        per_stage.append(sum(weights[i] for i in read))
+    assert [x.nbytes >= w for x, w in zip(model.allocations, per_stage)] == [True, True]
+    assert sum(per_stage) >= sum(weights.values())
+    np.testing.assert_array_equal(model.run([X])[0], want)
+    model.unload()
+    assert fresh_runtime.devices.usage()[1].used == 0
+    fresh_runtime.reset_devices()
+    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "3")
+    with pytest.raises(RuntimeStatusError, match=r"runs on 2 NeuronCores \(compiled with "
+                                                 r"--neuroncore-pipeline-cores 2\) but this process "
+                                                 r"has 1 \(3\)") as caught:
+        load(data)
+    assert caught.value.status is Status.LOAD_NOT_ENOUGH_NC

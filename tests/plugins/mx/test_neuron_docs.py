@@ -362,8 +362,31 @@ def test_neuron_context_index_binds_that_core(fresh_runtime, fp32):
     owners = {c: u.owners for c, u in fresh_runtime.devices.usage().items()}
     assert owners[2] and owners[3] and not owners[1]
     assert csym.tojson() == before   # binding on a core changed a copy, not the user's symbol
-    with pytest.raises(NeuronError, match=r"NeuronCore 7 does not exist: this machine has 4"):
+    with pytest.raises(NeuronError, match=r"mx.neuron 7 is out of range: use 0 to 3: the cores "
+                                          r"visible to this process, 0-3"):
         csym.bind(mx.neuron(7), feed, aux_states=caux)
+
+
+def test_neuron_context_index_is_a_group_with_group_sizes(fresh_runtime, fp32, monkeypatch):
+    """With NEURONCORE_GROUP_SIZES, mx.neuron(i) is NeuronCore group i (mxnet-neuron's meaning),
+    counted within NEURON_RT_VISIBLE_CORES."""
+    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "1-3")
+    monkeypatch.setenv("NEURONCORE_GROUP_SIZES", "1,2")
+    sym = _small_resnet()
+    shape = (1, 3, 16, 16)
+    args, aux = _params(sym, shape)
+    csym, cargs, caux = mx_neuron.compile(sym, args, aux, inputs={"data": shape},
+                                          cost_aware=False)
+    x = mx.nd.array(np.random.default_rng(5).uniform(-1, 1, shape))
+    feed = {"data": x, "softmax_label": mx.nd.zeros((1,)), **cargs}
+    ref = _mxnet_cpu(sym, args, aux, x.asnumpy())
+    exe = csym.bind(ctx=mx.neuron(1), args=feed, aux_states=caux, grad_req="null")
+    assert rel_err(exe.forward()[0].asnumpy(), ref) < FP32_TOL
+    assert fresh_runtime.devices.groups == ((1,), (2, 3))
+    assert {m.core for k, m in fresh_runtime.plugin_models.items() if k[2] == 2} == {2}
+    with pytest.raises(NeuronError, match=r"mx.neuron 2 is out of range: use NeuronCore group 0 "
+                                          r"to 1 \(NEURONCORE_GROUP_SIZES=1,2\)"):
+        csym.bind(mx.neuron(2), feed, aux_states=caux)
 
 
 def test_neuron_cc_mxnet_errors(lenet, tmp_path, monkeypatch):

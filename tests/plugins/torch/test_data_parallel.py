@@ -143,3 +143,17 @@ def test_inputs_of_different_batch_sizes_are_refused(fp32):
         parallel(torch.randn(4, 3), torch.randn(3, 4))
     with pytest.raises(BadInputError, match="empty batch"):
         parallel(torch.randn(0, 3), torch.randn(0, 4))
+
+
+def test_device_ids_count_the_visible_cores_from_zero(traced, fp32, fresh_runtime, monkeypatch):
+    """As in torch-neuron, with NEURON_RT_VISIBLE_CORES=2-3 'nc:0' is NeuronCore 2."""
+    monkeypatch.setenv("NEURON_RT_VISIBLE_CORES", "2-3")
+    model, neuron = traced
+    parallel = torch.neuron.DataParallel(neuron, device_ids=["nc:0", 1])
+    assert parallel.device_ids == [2, 3]
+    x = torch.randn(4, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(parallel(x), model(x), rtol=1e-5, atol=1e-6)
+    assert all(u.used > 0 for u in fresh_runtime.devices.usage().values())
+    with pytest.raises(NeuronError, match=r"counted from 0: 0 to 1 \(they are NeuronCores \[2, 3\]"):
+        torch.neuron.DataParallel(neuron, device_ids=[2])
