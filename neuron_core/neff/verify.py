@@ -64,13 +64,20 @@ class _Tensor(_Strict):
     dtype: DType
 
 
+class _Options(BaseModel):
+    """The compiler options the runtime reads (the others are kept as they are)."""
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+    neuroncore_pipeline_cores: Annotated[int, Field(ge=1, le=64)] = 1
+
+
 class _Metadata(BaseModel):
     """The fields of the metadata that the runtime and the estimates read."""
 
     model_config = ConfigDict(strict=True, extra="allow", frozen=True)
     inputs: Annotated[list[_Tensor], Field(max_length=MAX_BUFFERS)]
     outputs: Annotated[list[_Tensor], Field(min_length=1, max_length=MAX_BUFFERS)]
-    options: dict[str, Any] = {}
+    options: _Options = _Options()
     source: str = ""
 
 

@@ -169,3 +169,17 @@ def test_a_pipelined_neff_holds_memory_on_its_cores(fresh_runtime, monkeypatch):
                                                  r"has 1 \(3\)") as caught:
         load(data)
     assert caught.value.status is Status.LOAD_NOT_ENOUGH_NC
+
+
+@pytest.mark.parametrize("value", [{"a": 1}, 0, 65, "4", 2.0])
+def test_a_damaged_pipeline_option_is_a_format_error(data, value):
+    import copy
+
+    from neuron_core.neff import read_neff, to_bytes
+    neff = read_neff(data)
+    metadata = copy.deepcopy(neff.metadata)
+    metadata["options"]["neuroncore_pipeline_cores"] = value
+    damaged = to_bytes(metadata, neff.program, dict(neff.weights),
+                       compiler_version=neff.compiler_version)
+    with pytest.raises(NeffFormatError, match=r"metadata.options.neuroncore_pipeline_cores"):
+        load(damaged)
