@@ -12,7 +12,10 @@ process asking for one of them fails with LOAD_NOT_ENOUGH_NC, naming the owner.
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import itertools
+import logging
 import os
 import re
 import threading
@@ -185,7 +188,9 @@ class DeviceManager:
         self._group_sizes = sizes
         self._group_text = ",".join(map(str, sizes))
         self._next_group = 0
-        self._lock = threading.Lock()
+        # re-entrant: a model collected while this thread holds it frees its memory through it
+        self._lock = threading.RLock()
+        self._said: collections.deque = collections.deque()   # log records kept for after the lock
         self._ids = itertools.count(1)
         self._live: dict[int, dict[int, Allocation]] = {c: {} for c in self.visible_cores}
 
@@ -222,7 +227,7 @@ class DeviceManager:
     def take(self) -> tuple[int, ...]:
         """Own the cores on the host now, as the first load would, and return them (what a
         framework's relative core indices count)."""
-        with self._lock:
+        with self._locked():
             self._take_cores()
             return self.visible_cores
 
@@ -236,7 +241,7 @@ class DeviceManager:
             >>> DeviceManager(visible_cores=[2, 3]).core_at(1)
             3
         """
-        with self._lock:
+        with self._locked():
             self._take_cores()
             pool = [g[0] for g in self.groups] if self.groups else list(self.visible_cores)
             if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(pool):
@@ -248,6 +253,26 @@ class DeviceManager:
                     self._give_back_cores()
                 raise ResourceError(f"{what} {index!r} is out of range: use {names}", status=NOT_ENOUGH_NC)
             return pool[index]
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """Hold the lock; what was said meanwhile is logged once it is released (logging never
+        runs under it)."""
+        if not self._lock._is_owned():
+            run_deferred()
+        try:
+            with self._lock:
+                yield
+        finally:
+            while self._said:
+                try:
+                    level, args = self._said.popleft()
+                except IndexError:
+                    break
+                runtime_log.log(level, *args)
+
+    def _say(self, level: int, *args) -> None:
+        self._said.append((level, args))
 
     @property
     def owned_cores(self) -> tuple[int, ...]:
@@ -270,19 +295,23 @@ class DeviceManager:
                 got = tuple(visible)
         except hosts.CoresTaken:
             error = ResourceError(self._taken_message(), status=NOT_ENOUGH_NC)
-            runtime_log.error("%s", error)
+            self._say(logging.ERROR, "%s", error)
             raise error from None
+        except OSError as exc:
+            raise ResourceError(f"cannot take NeuronCores on the simulated host {self.host}: {exc}; "
+                                f"make that directory writable, or point {hosts.ENV_HOST_DIR} at one "
+                                f"that is") from None
         if got != self.visible_cores:
             self.visible_cores = got
             self._live = {c: {} for c in got}
         self._owner_pid = os.getpid()
-        runtime_log.info("this process owns NeuronCore %s on %s", _span(got), self.host)
+        self._say(logging.INFO, "this process owns NeuronCore %s on %s", _span(got), self.host)
 
     def _give_back_cores(self) -> None:
         """Stop owning the cores (lock held); a forked child owns nothing to give back."""
         if self._owns():
             hosts.release(self.host, self.visible_cores)
-            runtime_log.info("gave back NeuronCore %s on %s", _span(self.visible_cores), self.host)
+            self._say(logging.INFO, "gave back NeuronCore %s on %s", _span(self.visible_cores), self.host)
         self._owner_pid = None
 
     def _taken_message(self) -> str:
@@ -316,7 +345,7 @@ class DeviceManager:
     def close(self) -> None:
         """Stop owning the cores on the host (the books stay readable; the next allocation takes
         the cores again)."""
-        with self._lock:
+        with self._locked():
             self._give_back_cores()
 
     def _check_exists(self, core: int) -> None:
@@ -364,7 +393,7 @@ class DeviceManager:
                 raise NeuronError(f"allocate() needs a non-negative int number of bytes, got {nbytes!r}")
         if not sizes:
             raise NeuronError("allocate_span() needs at least one size")
-        with self._lock:
+        with self._locked():
             if core is not None:
                 self._check_exists(core)
             self._take_cores()
@@ -384,7 +413,7 @@ class DeviceManager:
                 cores = tuple(dict.fromkeys(c for start in starts
                                             for c in self.visible_cores[start:start + len(sizes)]))
                 error = ResourceError(self._out_of_memory(max(sizes), owner, cores, len(sizes)))
-                runtime_log.error("%s", error)
+                self._say(logging.ERROR, "%s", error)
                 raise error
             except ResourceError:
                 if not any(self._live.values()):
@@ -448,7 +477,7 @@ class DeviceManager:
 
     def free(self, allocation: Allocation) -> None:
         """Release an allocation; freeing it again (or after a reset) does nothing."""
-        with self._lock:
+        with self._locked():
             live = self._live.get(allocation.core, {})
             if live.get(allocation.id) is allocation:
                 del live[allocation.id]
@@ -457,9 +486,29 @@ class DeviceManager:
 
     def usage(self) -> dict[int, CoreUsage]:
         """Per visible core: total and used device memory and its owners, in core order."""
-        with self._lock:
+        with self._locked():
             return {c: CoreUsage(c, self.cores[c].memory_bytes, self._used(c), self._owners(c))
                     for c in self.visible_cores}
+
+
+#: releases queued by finalizers (run by the garbage collector in whatever thread and lock it
+#: interrupts): carried out by the next device-manager call, outside every lock
+_deferred: collections.deque = collections.deque()
+
+
+def defer(fn, *args) -> None:
+    """Queue `fn(*args)` for the next device-manager call (safe inside a finalizer)."""
+    _deferred.append((fn, args))
+
+
+def run_deferred() -> None:
+    """Carry out the queued releases (called with no lock held)."""
+    while _deferred:
+        try:
+            fn, args = _deferred.popleft()
+        except IndexError:
+            return
+        fn(*args)
 
 
 def get_device_manager() -> DeviceManager:

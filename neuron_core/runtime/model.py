@@ -24,7 +24,7 @@ from .. import dtypes
 from ..logs import runtime_log
 from ..neff.verify import verify
 from ..errors import BadInputError, NeuronError, RuntimeStatusError, Status
-from .device import get_device_manager
+from .device import defer, get_device_manager
 from .executor import Executor, resolve_precision
 from .graph_executor import GraphExecutor
 from .stages import stage_bounds, stage_bytes
@@ -78,9 +78,10 @@ class Model:
         self.loaded = True
         state = process_state()
         state.model_loaded(self)
-        # a model dropped without unload() gives its device memory back when it is collected
-        self._release = weakref.finalize(self, _release, get_device_manager(), self.allocations,
-                                         state, id(self))
+        # a model dropped without unload() gives its device memory back after it is collected (the
+        # finalizer only queues the release: it may run inside any lock of any thread)
+        self._release = weakref.finalize(self, defer, _release, get_device_manager(),
+                                         self.allocations, state, id(self))
         self._release.atexit = False
         runtime_log.info("loaded %s on NeuronCore %s: %s MiB of device memory, precision %s",
                          self.name, "-".join(str(c) for c in sorted({self.cores[0], self.cores[-1]})),
@@ -222,7 +223,9 @@ class Model:
         if self.loaded:
             self.loaded = False
             self._executor = None
-            self._release()
+            detached = self._release.detach()      # (self, defer, (_release, *args), {})
+            if detached is not None:
+                _release(*detached[2][1:])
             runtime_log.info("unloaded %s from NeuronCore %d", self.name, self.core)
         if queue is not None:
             queue.shutdown(wait=False)

@@ -228,3 +228,13 @@ def test_group_sizes_own_the_cores_of_the_groups(start_owner, here, neff):  # no
     _, owned = start_owner(NEURONCORE_GROUP_SIZES="1,1")
     model, rt = here(neff, NEURON_RT_NUM_CORES="2")
     assert owned == [0, 1] and rt.devices.owned_cores == (2, 3) and model.core == 2
+
+
+def test_an_unusable_host_dir_says_so(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    from neuron_core.runtime.device import DeviceManager
+    manager = DeviceManager(host=blocker / "host")
+    with pytest.raises(ResourceError, match=r"cannot take NeuronCores on the simulated host .*file/host"
+                                            r".*point NEURON_SIM_HOST_DIR at one that is"):
+        manager.allocate(1, owner="m")
